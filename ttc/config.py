@@ -1,0 +1,124 @@
+"""Run configuration: small frozen dataclasses, validated on construction, mapped 1:1 onto CLI flags.
+
+The run id is derived from a hash of everything that changes what gets generated, so running the same
+command twice resumes the first run instead of duplicating it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+from ttc.errors import TTCError
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How each completion is sampled (the same meaning as vLLM's ``SamplingParams``)."""
+
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        if not (self.temperature >= 0):
+            raise TTCError(f"--temperature must be >= 0, got {self.temperature}")
+        if not (0 < self.top_p <= 1):
+            raise TTCError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.max_tokens < 1:
+            raise TTCError(f"--max-tokens must be a positive integer, got {self.max_tokens}")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What is swept: every task x model x sampler, each at every budget."""
+
+    tasks: tuple[str, ...] = ("chain_sum",)
+    models: tuple[str, ...] = ("smollm2-135m",)
+    samplers: tuple[str, ...] = ("sample",)
+    budgets: tuple[int, ...] = (1, 2, 4, 8, 16)
+    limit: int = 20
+
+    def __post_init__(self):
+        for name, values in (("--task", self.tasks), ("--model", self.models), ("--sampler", self.samplers)):
+            if not values or any(not v for v in values):
+                raise TTCError(f"{name} needs at least one non-empty name")
+            if len(set(values)) != len(values):
+                raise TTCError(f"{name} lists a name twice: {','.join(values)}")
+        if not self.budgets:
+            raise TTCError("--budget needs at least one positive integer")
+        if any((not isinstance(b, int)) or isinstance(b, bool) or b < 1 for b in self.budgets):
+            raise TTCError(f"--budget must be positive integers, got {self.budgets}")
+        if list(self.budgets) != sorted(set(self.budgets)):
+            raise TTCError(f"--budget must be strictly increasing with no repeats, got {self.budgets}")
+        if self.limit < 1:
+            raise TTCError(f"--limit must be a positive integer, got {self.limit}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one ``python -m ttc.run`` invocation needs."""
+
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    backend: str = "hf"
+    dtype: str = "auto"
+    out: str = "runs"
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise TTCError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        sweep = {k: tuple(v) if isinstance(v, list) else v for k, v in d["sweep"].items()}
+        return cls(
+            sweep=SweepConfig(**sweep),
+            sampling=SamplingConfig(**d["sampling"]),
+            backend=d["backend"],
+            dtype=d["dtype"],
+            out=d["out"],
+        )
+
+    def identity(self) -> dict:
+        """The part of the config that determines what is generated (the output dir does not)."""
+        d = self.to_dict()
+        d.pop("out")
+        return d
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @property
+    def run_id(self) -> str:
+        s = self.sweep
+        parts = [s.tasks[0] if len(s.tasks) == 1 else f"{len(s.tasks)}tasks",
+                 s.models[0] if len(s.models) == 1 else f"{len(s.models)}models",
+                 s.samplers[0] if len(s.samplers) == 1 else f"{len(s.samplers)}samplers"]
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))[:80]
+        return f"{slug}-{self.config_hash()[:10]}"
+
+
+def parse_budgets(text: str) -> tuple[int, ...]:
+    """Parse ``"1,2,4,8"`` into ``(1, 2, 4, 8)``; anything else is a ``TTCError``."""
+    try:
+        budgets = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise TTCError(f"--budget must be a comma-separated list of positive integers, got {text!r}") from None
+    if any(b < 1 for b in budgets):
+        raise TTCError(f"--budget must be a comma-separated list of positive integers, got {text!r}")
+    return tuple(sorted(set(budgets)))
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(","))

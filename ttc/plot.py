@@ -1,0 +1,48 @@
+"""The run's figure: accuracy metrics against inference FLOPs per problem, log x-axis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+METRIC_LABELS = {"pass@k": "pass@k (coverage)", "maj@k": "maj@k (majority vote)", "mean@k": "mean accuracy"}
+
+
+def plot_curve(summary: pd.DataFrame, title: str = ""):
+    """Return a matplotlib Figure: one line per (task, model, sampler, metric), 95% CI bands."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for key, g in summary.groupby(["task", "model", "sampler", "metric"], sort=True):
+        task, model, sampler, metric = key
+        g = g.sort_values("flops_per_problem")
+        label = METRIC_LABELS.get(metric, metric)
+        if summary[["task", "model", "sampler"]].drop_duplicates().shape[0] > 1:
+            label = f"{task}/{model}/{sampler}: {label}"
+        line, = ax.plot(g["flops_per_problem"], g["value"], marker="o", label=label)
+        ax.fill_between(g["flops_per_problem"], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.15)
+        if metric == "pass@k":
+            for _, r in g.iterrows():
+                ax.annotate(f"k={int(r['budget'])}", (r["flops_per_problem"], r["value"]),
+                            textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("inference FLOPs per problem")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def save_curve(summary: pd.DataFrame, path: Path, title: str = "") -> None:
+    import matplotlib.pyplot as plt
+
+    fig = plot_curve(summary, title)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

@@ -1,0 +1,61 @@
+"""The two record types that flow through ttc: what a backend returns, and what a run stores."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation, as a backend returns it.
+
+    ``prompt_tokens`` is the length of the prompt this completion continued; ``generated_tokens`` counts
+    the tokens the model produced (including a final end-of-sequence token, which it did compute).
+    ``finish_reason`` is ``"stop"`` (end of sequence or a stop string) or ``"length"`` (hit max_tokens).
+    """
+
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    finish_reason: str
+    logprobs: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One completion of one problem, graded and costed: a line of a run's JSONL shard.
+
+    ``prefill_flops`` is the cost of reading the prompt. When ``prefill_shared`` is true the prompt was
+    prefilled once for all ``n_samples`` completions of the problem, so the problem pays it once; every
+    record of the problem carries the same value. ``decode_flops`` is this completion's own cost.
+    ``extra`` holds sampler-specific fields (verifier scores, thinking budgets, ...).
+    """
+
+    task: str
+    model: str
+    sampler: str
+    problem_id: str
+    sample_index: int
+    n_samples: int
+    text: str
+    answer: str | None
+    answer_strict: str | None
+    gold: str
+    correct: bool
+    prompt_tokens: int
+    generated_tokens: int
+    finish_reason: str
+    prefill_flops: float
+    decode_flops: float
+    prefill_shared: bool
+    seed: int
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(SampleRecord))

@@ -1,0 +1,142 @@
+"""The sweep: every task x model x sampler, each problem generated once at the largest budget and stored.
+
+Resuming is the default: problems already complete in the run's shards are skipped, so re-running the
+same command after a crash or ``kill -9`` continues where it stopped and ends with the same records as an
+uninterrupted run (each problem's sampling seed depends only on the run seed and the problem).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from tqdm.auto import tqdm
+
+from samplers import get_sampler
+from tasks import get_task
+from ttc.backends import Backend, GenParams, make_backend
+from ttc.config import RunConfig
+from ttc.errors import TTCError
+from ttc.flops import FLOPS_CONVENTION, decode_flops, prefill_flops
+from ttc.models import check_model_name
+from ttc.plot import save_curve
+from ttc.provenance import git_state, host_info, library_versions
+from ttc.records import SCHEMA_VERSION, SampleRecord
+from ttc.store import RunStore
+from ttc.summary import summarize
+
+BackendFactory = Callable[[str, RunConfig], Backend]
+
+
+def problem_seed(seed: int, task: str, sampler: str, problem_id: str) -> int:
+    digest = hashlib.sha256(f"{seed}|{task}|{sampler}|{problem_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def build_header(config: RunConfig) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": config.run_id,
+        "config_hash": config.config_hash(),
+        "config": config.to_dict(),
+        "seed": config.sampling.seed,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git": git_state(),
+        "versions": library_versions(),
+        "host": host_info(),
+        "flops_convention": FLOPS_CONVENTION,
+        "models": {},
+    }
+
+
+def validate(config: RunConfig) -> None:
+    """Fail on unknown names before anything is loaded or written."""
+    for t in config.sweep.tasks:
+        get_task(t)
+    for s in config.sweep.samplers:
+        get_sampler(s)
+    for m in config.sweep.models:
+        check_model_name(m)
+
+
+def make_records(task, problem, sampler_name, model_name, backend, params, outputs) -> list[SampleRecord]:
+    spec = backend.info.spec
+    shared = backend.shares_prefill
+    records = []
+    for i, (c, extra) in enumerate(outputs):
+        flexible, strict = task.extract(c.text)
+        extra = dict(extra)
+        if c.logprobs is not None:
+            extra.setdefault("mean_logprob", sum(c.logprobs) / max(len(c.logprobs), 1))
+        records.append(SampleRecord(
+            task=task.name, model=model_name, sampler=sampler_name, problem_id=problem.id, sample_index=i,
+            n_samples=len(outputs), text=c.text, answer=flexible, answer_strict=strict, gold=problem.gold,
+            correct=task.grade(flexible, problem), prompt_tokens=c.prompt_tokens,
+            generated_tokens=c.generated_tokens, finish_reason=c.finish_reason,
+            prefill_flops=prefill_flops(spec, c.prompt_tokens),
+            decode_flops=decode_flops(spec, c.prompt_tokens, c.generated_tokens) + extra.get("extra_flops", 0.0),
+            prefill_shared=shared, seed=params.seed, extra=extra))
+    return records
+
+
+def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
+              progress: bool = True) -> RunStore:
+    """Run (or resume) the sweep described by ``config``; return its store with summary and curve written."""
+    validate(config)
+    store = RunStore.open(config.out, config.run_id, build_header(config))
+    sweep, samp = config.sweep, config.sampling
+    tasks = {name: get_task(name) for name in sweep.tasks}
+    problems = {name: t.load(sweep.limit, samp.seed) for name, t in tasks.items()}
+
+    todo = []  # (model, task, sampler, problem) still to generate
+    for model in sweep.models:
+        for tname in sweep.tasks:
+            for sname in sweep.samplers:
+                done = store.shard(tname, model, sname).scan(repair=True)
+                todo += [(model, tname, sname, p) for p in problems[tname] if p.id not in done]
+
+    factory = backend_factory or (lambda m, c: make_backend(c.backend, m, c))
+    bar = tqdm(total=len(todo), desc="problems", unit="problem", disable=not progress, dynamic_ncols=True)
+    tokens, started = 0, time.perf_counter()
+    backend, backend_model = None, None
+    try:
+        for model, tname, sname, problem in todo:
+            if backend_model != model:
+                backend, backend_model = None, None  # free the previous model before loading the next
+                backend = factory(model, config)
+                backend_model = model
+                store.update_header(models={model: {"source": backend.info.source,
+                                                    "identity": backend.info.identity,
+                                                    "spec": dataclasses.asdict(backend.info.spec)}})
+            task, sampler = tasks[tname], get_sampler(sname)
+            params = GenParams(temperature=samp.temperature, top_p=samp.top_p, max_tokens=samp.max_tokens,
+                               seed=problem_seed(samp.seed, tname, sname, problem.id))
+            try:
+                outputs = sampler.generate(backend, task.prompt(problem), params,
+                                           sampler.n_samples(sweep.budgets))
+            except TTCError:
+                raise
+            except Exception as e:
+                raise TTCError(f"backend failed on {tname} problem {problem.id} ({type(e).__name__}: {e}); "
+                               f"finished problems are saved in {store.root}, re-run to resume") from e
+            records = make_records(task, problem, sname, model, backend, params, outputs)
+            store.shard(tname, model, sname).append_problem(records)
+            tokens += sum(r.generated_tokens for r in records)
+            bar.update(1)
+            bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
+    finally:
+        bar.close()
+    finish(store, config)
+    return store
+
+
+def finish(store: RunStore, config: RunConfig) -> None:
+    """Write ``summary.csv`` and ``curve.png`` from what the run stored."""
+    df = store.records()
+    summary = summarize(df, config.sweep.budgets, seed=config.sampling.seed)
+    summary.to_csv(store.root / "summary.csv", index=False)
+    if not summary.empty:
+        save_curve(summary, store.root / "curve.png", title=config.run_id)

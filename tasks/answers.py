@@ -2,7 +2,7 @@
 
 Every extractor takes the **last** match (first-match extraction silently loses a large share of
 correct answers when models restate the question or self-correct), and none backtracks catastrophically:
-the patterns are linear, and the brace scanner is a single pass.
+the patterns are linear, and the brace scanner is a single pass over at most the last 1 MiB.
 """
 
 from __future__ import annotations
@@ -15,20 +15,19 @@ MAX_SCAN = 1 << 20  # extraction looks at most at the last 1 MiB of a completion
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` with balanced braces, or None."""
+    """Content of the last ``\\boxed{...}`` with balanced braces, or None. One linear pass."""
     text = text[-MAX_SCAN:]
-    for m in reversed(list(BOXED.finditer(text))):
-        depth, start = 1, m.end()
-        for i in range(start, len(text)):
-            c = text[i]
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:i].strip()
-        # unbalanced: try an earlier box
-    return None
+    box_open = {m.end() - 1 for m in BOXED.finditer(text)}  # index of each box's "{"
+    stack: list[int] = []
+    best: tuple[int, int] | None = None
+    for i, c in enumerate(text):
+        if c == "{":
+            stack.append(i)
+        elif c == "}" and stack:
+            start = stack.pop()
+            if start in box_open and (best is None or start > best[0]):
+                best = (start, i)
+    return text[best[0] + 1: best[1]].strip() if best else None
 
 
 def last_number(text: str) -> str | None:
@@ -62,5 +61,6 @@ def numeric_answer(text: str) -> tuple[str | None, str | None]:
     boxed = last_boxed(text)
     strict = None
     if boxed:
-        strict = normalize_number(boxed) or last_number(boxed) or boxed
+        # "x = 12" -> "12"; LaTeX such as \frac{1}{2} is kept whole rather than cut to a number
+        strict = normalize_number(boxed) or ("\\" not in boxed and last_number(boxed)) or boxed
     return (strict if strict is not None else last_number(text)), strict

@@ -1,0 +1,64 @@
+"""Estimators on cases computed by hand."""
+
+import itertools
+from math import comb
+
+import numpy as np
+import pytest
+
+from ttc.metrics import bootstrap_ci, majority_at_k, pass_at_k
+
+
+@pytest.mark.parametrize("n,c,k,expected", [
+    (4, 0, 2, 0.0),
+    (4, 4, 1, 1.0),
+    (4, 1, 1, 0.25),
+    (4, 1, 2, 0.5),          # 1 - C(3,2)/C(4,2) = 1 - 3/6
+    (5, 2, 2, 0.7),          # 1 - C(3,2)/C(5,2) = 1 - 3/10
+    (10, 3, 4, 1 - comb(7, 4) / comb(10, 4)),
+    (3, 2, 2, 1.0),          # n - c < k
+])
+def test_pass_at_k(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_pass_at_k_rejects_bad_input():
+    with pytest.raises(ValueError):
+        pass_at_k(4, 5, 1)
+    with pytest.raises(ValueError):
+        pass_at_k(4, 1, 5)
+
+
+def test_majority_full_set_and_ties():
+    answers, correct = ["7", "7", "3"], [True, True, False]
+    assert majority_at_k(answers, correct, 3) == 1.0
+    # 2-subsets: {7,7} right, {7,3} x2 a tie worth 1/2 each -> (1 + 0.5 + 0.5) / 3
+    assert majority_at_k(answers, correct, 2) == pytest.approx(2 / 3)
+    # k=1 is the mean accuracy
+    assert majority_at_k(answers, correct, 1) == pytest.approx(2 / 3)
+
+
+def test_majority_ignores_unparsed_answers():
+    assert majority_at_k([None, None, "5"], [False, False, True], 3) == 1.0
+    assert majority_at_k([None, None], [False, False], 2) == 0.0
+    # subsets of size 2 from [None, None, "5"]: {N,N}=0, {N,5}=1, {N,5}=1 -> 2/3
+    assert majority_at_k([None, None, "5"], [False, False, True], 2) == pytest.approx(2 / 3)
+
+
+def test_majority_sampled_matches_exact():
+    rng = np.random.default_rng(1)
+    answers = [str(x) for x in rng.integers(0, 4, size=16)]
+    correct = [a == "2" for a in answers]
+    exact = np.mean([
+        majority_at_k([answers[i] for i in s], [correct[i] for i in s], 6)
+        for s in itertools.combinations(range(16), 6)])
+    approx = majority_at_k(answers, correct, 6, exact_limit=0, n_draws=4000, seed=3)
+    assert approx == pytest.approx(exact, abs=0.03)
+
+
+def test_bootstrap_ci_brackets_mean():
+    values = [0, 1] * 50
+    lo, hi = bootstrap_ci(values, seed=0)
+    assert lo < 0.5 < hi
+    assert 0.35 < lo and hi < 0.65
+    assert bootstrap_ci([0.3]) == (0.3, 0.3)

@@ -1,0 +1,81 @@
+"""The transformers backend on a tiny random-weight Llama: exactness, seeds, token counts, stops."""
+
+import pytest
+import torch
+
+from ttc.backends.base import GenParams
+from ttc.backends.hf import HFBackend, sample_next
+from ttc.errors import TTCError
+
+MSG = [{"role": "user", "content": "what is 1+2?"}]
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir):
+    return HFBackend(tiny_model_dir, dtype="float32")
+
+
+def test_greedy_matches_model_generate(backend):
+    ids = backend.encode(MSG)
+    ref = backend.model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False,
+                                 eos_token_id=backend.eos_ids, pad_token_id=backend.eos_ids[0])
+    ref = ref[0, len(ids):].tolist()
+    comps = backend.sample(ids, GenParams(temperature=0, max_tokens=24), n=3)
+    for c in comps:
+        assert c.generated_tokens == len(ref)
+        assert c.text == backend.tokenizer.decode(ref, skip_special_tokens=True)
+        assert c.finish_reason == ("stop" if ref[-1] in backend.eos_ids else "length")
+
+
+def test_sampling_is_seeded_and_counts_tokens(backend):
+    ids = backend.encode(MSG)
+    p = GenParams(temperature=1.0, max_tokens=30, seed=7)
+    a = backend.generate([MSG], p, n=8)[0]
+    b = backend.generate([MSG], p, n=8)[0]
+    c = backend.generate([MSG], GenParams(temperature=1.0, max_tokens=30, seed=8), n=8)[0]
+    assert [x.text for x in a] == [x.text for x in b]
+    assert [x.text for x in a] != [x.text for x in c]
+    assert len({x.text for x in a}) > 1  # samples differ from each other
+    for x in a:
+        assert x.prompt_tokens == len(ids)
+        assert 1 <= x.generated_tokens <= 30
+        assert x.finish_reason in ("stop", "length")
+        if x.finish_reason == "length":
+            assert x.generated_tokens == 30
+        # char tokenizer: each visible character is one generated token (special tokens are hidden)
+        visible = len(backend.tokenizer(x.text, add_special_tokens=False)["input_ids"])
+        assert visible <= x.generated_tokens - (x.finish_reason == "stop")
+
+
+def test_finished_rows_are_dropped_without_changing_results(backend):
+    """Sample i depends only on the seed and the other rows' random draws, not on batch padding:
+    greedy rows of different lengths come out exactly as greedy decoding alone."""
+    ids = backend.encode(MSG)
+    alone = backend.sample(ids, GenParams(temperature=0, max_tokens=40), n=1)[0]
+    many = backend.sample(ids, GenParams(temperature=0, max_tokens=40), n=5)
+    assert all(m.text == alone.text and m.generated_tokens == alone.generated_tokens for m in many)
+
+
+def test_stop_strings_and_logprobs(backend):
+    p = GenParams(temperature=1.0, max_tokens=40, seed=1, stop=("a", "b", "c"), logprobs=True)
+    comps = backend.generate([MSG], p, n=8)[0]
+    stopped = [c for c in comps if c.finish_reason == "stop" and c.stop_reason is not None]
+    assert stopped, "expected some samples to hit a stop string"
+    for c in comps:
+        assert not any(s in c.text for s in "abc")
+        assert len(c.logprobs) == c.generated_tokens
+        assert all(lp <= 0 for lp in c.logprobs)
+
+
+def test_top_p_keeps_the_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    gen = torch.Generator().manual_seed(0)
+    draws = {int(sample_next(logits, 1.0, 0.7, gen)) for _ in range(300)}
+    assert draws == {0, 1}  # 0.5 + 0.3 reaches 0.7; the tail is cut
+    assert int(sample_next(logits, 0.0, 1.0, gen)) == 0
+
+
+def test_unloadable_model_is_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(TTCError, match="cannot load model"):
+        HFBackend(str(tmp_path))

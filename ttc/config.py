@@ -61,12 +61,49 @@ class SweepConfig:
             raise TTCError(f"--limit must be a positive integer, got {self.limit}")
 
 
+PRM_AGGREGATES = ("last", "min", "prod")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Settings of the strategies beyond repeated sampling (``samplers/``): the verifier that scores
+    completions, the step delimiter and search shape, and the thinking budgets of budget forcing."""
+
+    verifier: str = "self-logprob"  # self-logprob | self-judge | oracle | orm:<path> | prm:<path>
+    prm_agg: str = "last"  # how step scores become one score: last | min | prod
+    step_delimiter: str = "\n\n"  # steps of a solution for search and process rewards
+    beam_width: int = 2  # M: each kept beam is expanded into M continuations (beam, dvts)
+    lookahead: int = 0  # greedy steps rolled out past a candidate step before scoring it (beam)
+    max_steps: int = 12  # step limit of a search path
+    think_budgets: tuple[int, ...] = (32, 64, 128)  # budget forcing caps, in tokens of thought
+    think_end: str = ""  # end-of-thinking delimiter, e.g. "</think>"; empty: the chain ends at end of sequence
+    answer_prefix: str = "\n\nFinal answer: "  # appended to force the answer when the cap is reached
+    answer_tokens: int = 16  # tokens allowed for the forced answer
+    num_wait: int = 0  # times the end of thinking is suppressed with "Wait" (s1 extension)
+    chains: int = 4  # independent chains per problem for budget forcing
+
+    def __post_init__(self):
+        if self.prm_agg not in PRM_AGGREGATES:
+            raise TTCError(f"--prm-agg must be one of {', '.join(PRM_AGGREGATES)}, got {self.prm_agg!r}")
+        if not self.step_delimiter:
+            raise TTCError("--step-delimiter must not be empty")
+        for flag, v, lo in (("--beam-width", self.beam_width, 1), ("--lookahead", self.lookahead, 0),
+                            ("--max-steps", self.max_steps, 1), ("--answer-tokens", self.answer_tokens, 1),
+                            ("--num-wait", self.num_wait, 0), ("--chains", self.chains, 1)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise TTCError(f"{flag} must be an integer >= {lo}, got {v!r}")
+        b = self.think_budgets
+        if not b or any(not isinstance(x, int) or x < 1 for x in b) or list(b) != sorted(set(b)):
+            raise TTCError(f"--think-budget must be strictly increasing positive integers, got {b}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one ``python -m ttc.run`` invocation needs."""
 
     sweep: SweepConfig = field(default_factory=SweepConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
     backend: str = "hf"
     dtype: str = "auto"
     out: str = "runs"
@@ -84,6 +121,8 @@ class RunConfig:
         return cls(
             sweep=SweepConfig(**sweep),
             sampling=SamplingConfig(**d["sampling"]),
+            strategy=StrategyConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in d.get("strategy", {}).items()}),
             backend=d["backend"],
             dtype=d["dtype"],
             out=d["out"],
@@ -93,6 +132,8 @@ class RunConfig:
         """The part of the config that determines what is generated (the output dir does not)."""
         d = self.to_dict()
         d.pop("out")
+        if self.strategy == StrategyConfig():  # runs that set no strategy flag keep their earlier ids
+            d.pop("strategy")
         return d
 
     def config_hash(self) -> str:

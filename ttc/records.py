@@ -15,6 +15,8 @@ class Completion:
     ``prompt_tokens`` is the length of the prompt this completion continued; ``generated_tokens`` counts
     the tokens the model produced (including a final end-of-sequence token, which it did compute).
     ``finish_reason`` is ``"stop"`` (end of sequence or a stop string) or ``"length"`` (hit max_tokens).
+    ``stop_reason`` is the stop string that ended it (vLLM's field of that name), None otherwise; the text
+    ends before the stop string, whose tokens are counted in ``generated_tokens``.
     """
 
     text: str
@@ -22,6 +24,7 @@ class Completion:
     generated_tokens: int
     finish_reason: str
     logprobs: tuple[float, ...] | None = None
+    stop_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class SampleRecord:
     prefilled once for all ``n_samples`` completions of the problem, so the problem pays it once; every
     record of the problem carries the same value. ``decode_flops`` is this completion's own cost.
     ``extra`` holds sampler-specific fields (verifier scores, thinking budgets, ...).
+    ``verifier_flops`` is what scoring this completion with a verifier cost (0 when none scored it).
     """
 
     task: str
@@ -53,6 +57,7 @@ class SampleRecord:
     prefill_shared: bool
     seed: int
     extra: dict = field(default_factory=dict)
+    verifier_flops: float = 0.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ttc.config import RunConfig, SamplingConfig, SweepConfig, parse_budgets, parse_names
+from ttc.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig, parse_budgets, parse_names
 from ttc.errors import TTCError
 
 DEFAULTS = RunConfig()
@@ -37,11 +37,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=s.top_p, help="nucleus sampling threshold")
     p.add_argument("--max-tokens", type=int, default=s.max_tokens, help="maximum generated tokens per completion")
     p.add_argument("--backend", default=DEFAULTS.backend, help="inference backend: hf (transformers)")
+    add_strategy_args(p)
     p.add_argument("--dtype", default=DEFAULTS.dtype,
                    help="weights dtype: auto (float32 on CPU, bfloat16 on GPU), bfloat16, float16, float32")
     p.add_argument("--out", default=DEFAULTS.out, help="directory that holds run directories")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
+
+
+def add_strategy_args(p: argparse.ArgumentParser) -> None:
+    """Flags of the strategies beyond repeated sampling (see the README's Strategies section)."""
+    t = DEFAULTS.strategy
+    g = p.add_argument_group("strategies (best_of_n, budget_forcing, beam, dvts)")
+    g.add_argument("--verifier", default=t.verifier,
+                   help="scores candidates: self-logprob, self-judge, oracle, orm:<path-or-id>, prm:<path-or-id> "
+                        "(token-classification PRM, Qwen2.5-Math-PRM style), prm-lm:<path-or-id> (RLHFlow style)")
+    g.add_argument("--prm-agg", default=t.prm_agg, help="step scores to one score: last, min or prod")
+    g.add_argument("--step-delimiter", default=t.step_delimiter.encode("unicode_escape").decode(),
+                   help="text that ends a solution step (escapes such as \\n are read)")
+    g.add_argument("--beam-width", type=int, default=t.beam_width,
+                   help="beam, dvts: continuations per kept path (M); budget N keeps N/M paths or subtrees")
+    g.add_argument("--lookahead", type=int, default=t.lookahead, help="beam: greedy steps rolled out before scoring")
+    g.add_argument("--max-steps", type=int, default=t.max_steps, help="beam, dvts: steps per path at most")
+    g.add_argument("--think-budget", default=",".join(map(str, t.think_budgets)),
+                   help="budget_forcing: comma-separated caps on tokens of thought (its budget axis)")
+    g.add_argument("--think-end", default=t.think_end,
+                   help="budget_forcing: end-of-thinking delimiter such as </think> (empty: end of sequence)")
+    g.add_argument("--answer-prefix", default=t.answer_prefix.encode("unicode_escape").decode(),
+                   help="budget_forcing: text appended after the thinking to force the answer")
+    g.add_argument("--answer-tokens", type=int, default=t.answer_tokens, help="budget_forcing: tokens of a forced answer")
+    g.add_argument("--num-wait", type=int, default=t.num_wait,
+                   help="budget_forcing: times the end of thinking is replaced by 'Wait'")
+    g.add_argument("--chains", type=int, default=t.chains, help="budget_forcing: chains per problem")
+
+
+def strategy_from_args(args: argparse.Namespace) -> StrategyConfig:
+    def unescape(text: str) -> str:
+        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+    return StrategyConfig(verifier=args.verifier, prm_agg=args.prm_agg, step_delimiter=unescape(args.step_delimiter),
+                          beam_width=args.beam_width, lookahead=args.lookahead, max_steps=args.max_steps,
+                          think_budgets=parse_budgets(args.think_budget),
+                          think_end=args.think_end, answer_prefix=unescape(args.answer_prefix),
+                          answer_tokens=args.answer_tokens, num_wait=args.num_wait, chains=args.chains)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -51,6 +89,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                           limit=args.limit),
         sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                                 seed=args.seed),
+        strategy=strategy_from_args(args),
         backend=args.backend, dtype=args.dtype, out=args.out)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from tqdm.auto import tqdm
 
-from samplers import get_sampler
+from samplers import configure_sampler, get_sampler
 from tasks import get_task
 from ttc.backends import Backend, GenParams, make_backend
 from ttc.config import RunConfig
@@ -69,6 +69,12 @@ def make_records(task, problem, sampler_name, model_name, backend, params, outpu
     for i, (c, extra) in enumerate(outputs):
         flexible, strict = task.extract(c.text)
         extra = dict(extra)
+        # A sampler that knows a completion's cost better than one plain decode (search, forced answers)
+        # sets ``decode_flops``; ``extra_flops`` adds to the plain decode; ``verifier_flops`` is apart.
+        verifier = float(extra.pop("verifier_flops", 0.0))
+        decode = extra.pop("decode_flops", None)
+        if decode is None:
+            decode = decode_flops(spec, c.prompt_tokens, c.generated_tokens) + extra.get("extra_flops", 0.0)
         if c.logprobs is not None:
             extra.setdefault("mean_logprob", sum(c.logprobs) / max(len(c.logprobs), 1))
         records.append(SampleRecord(
@@ -77,8 +83,8 @@ def make_records(task, problem, sampler_name, model_name, backend, params, outpu
             correct=task.grade(flexible, problem), prompt_tokens=c.prompt_tokens,
             generated_tokens=c.generated_tokens, finish_reason=c.finish_reason,
             prefill_flops=prefill_flops(spec, c.prompt_tokens),
-            decode_flops=decode_flops(spec, c.prompt_tokens, c.generated_tokens) + extra.get("extra_flops", 0.0),
-            prefill_shared=shared, seed=params.seed, extra=extra))
+            decode_flops=float(decode), prefill_shared=shared, seed=params.seed, extra=extra,
+            verifier_flops=verifier))
     return records
 
 
@@ -98,6 +104,7 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
                 done = store.shard(tname, model, sname).scan(repair=True)
                 todo += [(model, tname, sname, p) for p in problems[tname] if p.id not in done]
 
+    samplers = {name: configure_sampler(get_sampler(name), config) for name in sweep.samplers}
     factory = backend_factory or (lambda m, c: make_backend(c.backend, m, c))
     bar = tqdm(total=len(todo), desc="problems", unit="problem", disable=not progress, dynamic_ncols=True)
     tokens, started = 0, time.perf_counter()
@@ -111,12 +118,14 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
                 store.update_header(models={model: {"source": backend.info.source,
                                                     "identity": backend.info.identity,
                                                     "spec": dataclasses.asdict(backend.info.spec)}})
-            task, sampler = tasks[tname], get_sampler(sname)
+            task, sampler = tasks[tname], samplers[sname]
             params = GenParams(temperature=samp.temperature, top_p=samp.top_p, max_tokens=samp.max_tokens,
                                seed=problem_seed(samp.seed, tname, sname, problem.id))
             try:
+                # strategies that grade or verify while they generate (search, best-of-n) see the problem
+                context = {"task": task, "problem": problem} if getattr(sampler, "needs_problem", False) else {}
                 outputs = sampler.generate(backend, task.prompt(problem), params,
-                                           sampler.n_samples(sweep.budgets))
+                                           sampler.n_samples(sweep.budgets), **context)
             except TTCError:
                 raise
             except Exception as e:

@@ -41,3 +41,23 @@ class Backend(Protocol):
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
         """Return, for each prompt, ``n`` completions sampled with ``params``."""
         ...
+
+
+class ScoringBackend(Backend, Protocol):
+    """What the strategies beyond repeated sampling need on top of ``generate`` (``samplers/``): continuing
+    an assistant turn from text (budget forcing, search) and reading log-probabilities of given text
+    (self-scoring verifiers)."""
+
+    def render(self, prompt: Prompt) -> str:
+        """The text the model reads for ``prompt``: chat messages rendered with the chat template and the
+        assistant generation prefix; a string as is. ``render(p) + partial`` continues the assistant turn."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` on its own (no special tokens added)."""
+        ...
+
+    def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
+        """``(prefix tokens, per-token log-probabilities of each continuation after the raw string
+        prefix)``, from the raw (untempered) distribution."""
+        ...

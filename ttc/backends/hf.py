@@ -88,6 +88,39 @@ class HFBackend:
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
         return [self.sample(self.encode(p), params, n) for p in prompts]
 
+    def render(self, prompt: Prompt) -> str:
+        """The prompt as the text ``encode`` reads: the chat template applied, generation prefix included."""
+        tok = self.tokenizer
+        if isinstance(prompt, str):
+            return prompt
+        if tok.chat_template:
+            return tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        return "\n\n".join(m["content"] for m in prompt)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @torch.inference_mode()
+    def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
+        """Log-probabilities of each continuation's tokens after ``prefix`` (tokenized apart, then joined):
+        one forward pass over the prefix, and one more over prefix + continuation for each continuation
+        longer than one token."""
+        ids = self.encode(prefix)
+        if not ids:
+            raise TTCError("empty prefix")
+        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        last = self.model(input_ids=torch.tensor([ids], device=self.device), logits_to_keep=1).logits[0, -1]
+        last = last.float().log_softmax(-1)
+        out = []
+        for c in conts:
+            if len(c) <= 1:
+                out.append([float(last[c[0]])] if c else [])
+                continue
+            logits = self.model(input_ids=torch.tensor([ids + c], device=self.device)).logits[0].float()
+            lp = logits[len(ids) - 1: len(ids) + len(c) - 1].log_softmax(-1)
+            out.append(lp.gather(-1, torch.tensor(c, device=self.device)[:, None])[:, 0].tolist())
+        return len(ids), out
+
     @torch.inference_mode()
     def sample(self, ids: list[int], params: GenParams, n: int) -> list[Completion]:
         """``n`` continuations of one tokenized prompt: one prefill, then a decode loop over a KV cache
@@ -108,6 +141,7 @@ class HFBackend:
         logps: list[list[float]] = [[] for _ in range(n)]
         finish = ["length"] * n
         texts: list[str | None] = [None] * n
+        stops: list[str | None] = [None] * n  # the stop string that ended each sample
         for step in range(params.max_tokens):
             nxt = sample_next(logits, params.temperature, params.top_p, gen)
             if params.logprobs:
@@ -121,7 +155,7 @@ class HFBackend:
                     logps[r].append(chosen[j])
                 if done[j]:
                     finish[r] = "stop"
-                elif params.stop and self._hit_stop(tokens[r], params.stop, texts, r):
+                elif params.stop and self._hit_stop(tokens[r], params.stop, texts, r, stops):
                     finish[r] = "stop"
                 else:
                     keep.append(j)
@@ -133,21 +167,25 @@ class HFBackend:
                 nxt = nxt[idx]
                 rows = [rows[j] for j in keep]
             logits = self.model(input_ids=nxt[:, None], past_key_values=cache, use_cache=True).logits[:, -1, :].float()
-        return [self._completion(tokens[r], len(ids), finish[r], texts[r], logps[r] if params.logprobs else None)
+        return [self._completion(tokens[r], len(ids), finish[r], texts[r], logps[r] if params.logprobs else None,
+                                 stops[r])
                 for r in range(n)]
 
-    def _hit_stop(self, toks: list[int], stop: tuple[str, ...], texts: list, r: int) -> bool:
+    def _hit_stop(self, toks: list[int], stop: tuple[str, ...], texts: list, r: int, stops: list) -> bool:
         text = self.tokenizer.decode(toks, skip_special_tokens=True)
         for s in stop:
             if s in text:
                 texts[r] = text[: text.index(s)]
+                stops[r] = s
                 return True
         return False
 
-    def _completion(self, toks: list[int], prompt_len: int, finish: str, text: str | None, logps) -> Completion:
+    def _completion(self, toks: list[int], prompt_len: int, finish: str, text: str | None, logps,
+                    stop_reason: str | None = None) -> Completion:
         if text is None:  # not cut at a stop string: the end-of-sequence token is counted, not shown
             text = self.tokenizer.decode(toks, skip_special_tokens=True)
-        return Completion(text, prompt_len, len(toks), finish, tuple(logps) if logps is not None else None)
+        return Completion(text, prompt_len, len(toks), finish, tuple(logps) if logps is not None else None,
+                          stop_reason)
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:

@@ -46,3 +46,17 @@ def save_curve(summary: pd.DataFrame, path: Path, title: str = "") -> None:
     fig = plot_curve(summary, title)
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ttc.plot RUN_DIR...``: the exchange figure of each run and the frontier figure (PNG and
+    PDF), drawn by ``ttc.analysis.figures``; see ``python -m ttc.plot --help``."""
+    from ttc.analysis.cli import plot_main
+
+    return plot_main(argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

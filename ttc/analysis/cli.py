@@ -1,0 +1,176 @@
+"""``python -m ttc.fit RUN_DIR...`` and ``python -m ttc.plot RUN_DIR...``.
+
+``ttc.fit`` prints, for each run, the fitted curve parameters with bootstrap CIs, the family curve it is
+compared with, the exchange-rate table (effective pretraining compute, effective params, density), the
+FLOPs-matched comparison, and the compute-optimal frontier across all runs. ``ttc.plot`` draws the
+exchange figure per run and the frontier figure, as PNG and PDF. Both read what the runs stored.
+Exit codes: 0 done, 2 an error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ttc.analysis.exchange import frontier
+from ttc.analysis.reference import FamilyCurve, family_curve, family_curves
+from ttc.analysis.runs import (default_curve, exchange_table, fit_run_curves, load_summary, matched_table,
+                               model_identity, overall, run_per_problem)
+from ttc.errors import TTCError
+
+
+@dataclass
+class RunAnalysis:
+    run_dir: Path
+    summary: pd.DataFrame
+    fits: dict
+    fit_table: pd.DataFrame
+    exchange: pd.DataFrame
+    matched: pd.DataFrame
+    curve: FamilyCurve | None
+    identity: dict
+    notes: list[str]
+
+
+def analyze_run(run_dir, metric: str = "maj@k", n_boot: int = 200, seed: int = 0, family: str | None = None,
+                benchmark: str = "gsm8k", setting: str | None = None, tokens: float | None = None) -> RunAnalysis:
+    """Fits, exchange rate and FLOPs-matched comparison of every model of one run."""
+    run_dir = Path(run_dir)
+    summary = load_summary(run_dir)
+    pp, header = run_per_problem(run_dir)
+    fits, fit_table = fit_run_curves(pp, n_boot=n_boot, seed=seed)
+    notes, ex_parts, m_parts = [], [], []
+    curve = None
+    for model in sorted(overall(summary)["model"].unique()):
+        ident = model_identity(header, model)
+        fam = family or ident["family"]
+        st = setting or ident["setting"]
+        d = tokens or ident["tokens"]
+        if fam is None or st is None or d is None or ident["n_params"] is None:
+            notes.append(f"{model}: not in the reference table and no --family/--setting/--tokens given; "
+                         f"no exchange rate")
+            continue
+        try:
+            curve = family_curve(fam, benchmark, st) if (family or setting) else default_curve(ident, benchmark)
+        except TTCError as e:
+            notes.append(f"{model}: {e}")
+            continue
+        s = summary[summary["model"] == model]
+        try:
+            ex_parts.append(exchange_table(s, curve, ident["n_params"], d, metric, pp=pp, seed=seed))
+            m_parts.append(matched_table(s, curve, ident["n_params"], d, metric, fits=fits))
+        except TTCError as e:
+            notes.append(f"{model}: {e}")
+    cat = lambda parts: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()  # noqa: E731
+    ident = model_identity(header, sorted(overall(summary)["model"].unique())[0])
+    return RunAnalysis(run_dir, summary, fits, fit_table, cat(ex_parts), cat(m_parts), curve, ident, notes)
+
+
+def run_frontier(summaries: list[pd.DataFrame], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All configurations of ``metric`` across runs and their frontier (per task, and per level if any)."""
+    pts = pd.concat(summaries, ignore_index=True)
+    pts = pts[pts["metric"] == metric]
+    by = ("task", "level") if "level" in pts.columns else ("task",)
+    return pts, frontier(pts, by=by)
+
+
+def _fmt(df: pd.DataFrame, cols: list[str]) -> str:
+    cols = [c for c in cols if c in df.columns]
+    return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run directories (each with header.json, samples/, summary.csv)")
+    p.add_argument("--metric", default="maj@k", help="metric for the exchange rate and the frontier")
+    p.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (problems resampled)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--family", default=None, help="reference family (default: the model's own)")
+    p.add_argument("--benchmark", default="gsm8k", help="reference benchmark")
+    p.add_argument("--setting", default=None, help="reference setting, e.g. instruct_5shot, base_5shot")
+    p.add_argument("--tokens", type=float, default=None,
+                   help="the model's pretraining tokens, if the reference table does not know it")
+    return p
+
+
+def _analyze_all(args) -> list[RunAnalysis]:
+    return [analyze_run(r, args.metric, args.n_boot, args.seed, args.family, args.benchmark, args.setting,
+                        args.tokens) for r in args.runs]
+
+
+def fit_main(argv: list[str] | None = None) -> int:
+    args = _parser("python -m ttc.fit", "Fit test-time compute curves and price them in pretraining "
+                   "compute.").parse_args(argv)
+    try:
+        analyses = _analyze_all(args)
+        pd.set_option("display.width", 200)
+        for a in analyses:
+            print(f"== {a.run_dir.name}")
+            ok = a.fit_table[a.fit_table["error"] == ""]
+            print("fitted parameters (95% CI from resampling problems):")
+            print(_fmt(ok, ["metric", "form", "x", "param", "value", "ci_low", "ci_high", "fixed", "n", "dof",
+                            "r2", "rmse", "n_boot_failed"]))
+            for _, e in a.fit_table[a.fit_table["error"] != ""].iterrows():
+                print(f"  not fitted: {e['metric']} {e['form']}: {e['error']}")
+            if a.curve is not None:
+                c = a.curve
+                print(f"\nfamily curve {c.label}: accuracy = sigmoid(log10 6ND), "
+                      + ", ".join(f"{k}={v:.4g}" for k, v in c.fit.params.items())
+                      + f"; {c.fit.n} models, R^2={c.fit.r2:.3f}; tokens ~ N^{c.tokens_slope:.3f}")
+                print(_fmt(c.rows, ["model", "params", "tokens", "compute", "score", "source"]))
+            if not a.exchange.empty:
+                print(f"\nexchange rate ({args.metric}; anchored at k=1, see docs/analysis.md):")
+                print(_fmt(a.exchange, ["model", "budget", "accuracy", "inference_flops", "C_eff", "multiplier",
+                                        "N_eff", "density", "density_low", "density_high", "C_eff_raw",
+                                        "density_raw", "extrapolated"]))
+            if not a.matched.empty:
+                print("\nFLOPs-matched comparison (Snell et al. 2024), measured budgets only:")
+                print(a.matched.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            for n in a.notes:
+                print(f"note: {n}")
+            print()
+        pts, front = run_frontier([a.summary for a in analyses], args.metric)
+        print(f"compute-optimal frontier ({args.metric}):")
+        print(_fmt(front, ["task", "level", "model", "sampler", "budget", "flops_per_problem", "value"]))
+    except TTCError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def plot_main(argv: list[str] | None = None) -> int:
+    p = _parser("python -m ttc.plot", "Draw the exchange figure of each run and the frontier figure "
+                "(PNG and PDF).")
+    p.add_argument("--out", default=None, help="output directory (default: <first run's parent>/analysis)")
+    p.add_argument("--queries", type=float, default=1e9,
+                   help="queries served, to place inference on the total-FLOPs axis")
+    args = p.parse_args(argv)
+    try:
+        from ttc.analysis.figures import plot_exchange, plot_frontier, save_figure
+
+        out = Path(args.out) if args.out else Path(args.runs[0]).resolve().parent / "analysis"
+        analyses = _analyze_all(args)
+        written = []
+        for a in analyses:
+            fam = [c for c in family_curves() if a.curve is None or
+                   (c.family == a.curve.family and c.benchmark == a.curve.benchmark)]
+            if a.curve is None or a.identity.get("tokens") is None and args.tokens is None:
+                raise TTCError(f"{a.run_dir.name}: no family curve to compare with; pass --family, "
+                               f"--setting and --tokens")
+            fig = plot_exchange(a.summary, a.fits, fam, a.identity["n_params"], args.tokens or a.identity["tokens"],
+                                anchor_curve=a.curve, metric=args.metric, queries=args.queries,
+                                title=a.run_dir.name)
+            written += save_figure(fig, out / f"exchange_{a.run_dir.name}")
+        pts, front = run_frontier([a.summary for a in analyses], args.metric)
+        written += save_figure(plot_frontier(pts, front, args.metric), out / "frontier")
+    except TTCError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for w in written:
+        print(w)
+    return 0

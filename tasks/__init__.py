@@ -1,8 +1,20 @@
-"""Task registry: a plain dict from name to task object, plus ``rg:<family>`` for any reasoning-gym family."""
+"""Task registry: a plain dict from name to task object, plus ``rg:<family>`` for any reasoning-gym
+family and ``custom:<grader>`` for a user's JSONL file (see ``tasks/custom.py``).
+
+``python -m ttc.tasks`` lists them with source, licence, split and size.
+"""
 
 from __future__ import annotations
 
+from tasks.aime import AIME
+from tasks.arc import ARCChallenge
 from tasks.base import Problem, Task
+from tasks.champ import CHAMP
+from tasks.custom import GRADERS, CustomTask
+from tasks.gpqa import GPQADiamond
+from tasks.gsm8k import GSM8K
+from tasks.humaneval import HumanEval
+from tasks.math500 import Math500
 from tasks.rg import ReasoningGymTask
 from ttc.errors import TTCError
 
@@ -16,6 +28,19 @@ TASKS: dict[str, Task] = {
     "gsm_symbolic": ReasoningGymTask("gsm_symbolic", name="gsm_symbolic",
                                      summary="GSM8K-derived word problems with re-sampled numbers "
                                              "(GSM-Symbolic, Mirzadeh et al. 2024)."),
+    "countdown": ReasoningGymTask("countdown", name="countdown",
+                                  summary="Reach a target number from given numbers with + - * /; the answer "
+                                          "is an expression."),
+    "puzzle24": ReasoningGymTask("puzzle24", name="puzzle24",
+                                 summary="Make 24 from four numbers with + - * /; the answer is an expression."),
+    "gsm8k": GSM8K(),
+    "math500": Math500(),
+    "aime2024": AIME(2024, "HuggingFaceH4/aime_2024"),
+    "aime2025": AIME(2025, "yentinglin/aime_2025"),
+    "gpqa_diamond": GPQADiamond(),
+    "arc_challenge": ARCChallenge(),
+    "humaneval": HumanEval(),
+    "champ": CHAMP(),
 }
 
 
@@ -29,7 +54,17 @@ def get_task(name: str) -> Task:
         if family not in family_names():
             raise TTCError(f"unknown reasoning-gym family {family!r}")
         return ReasoningGymTask(family)
-    raise TTCError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}, or rg:<family>")
+    if name.startswith("custom:"):
+        return CustomTask(name[len("custom:"):])
+    raise TTCError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}, rg:<family>, "
+                   f"or custom:<grader> ({'|'.join(GRADERS)}) with --data-file")
 
 
-__all__ = ["TASKS", "Problem", "Task", "get_task"]
+def load_problems(task: Task, limit: int, seed: int, data_file: str | None = None) -> list[Problem]:
+    """``task.load`` with ``data_file`` passed to the tasks that take one (``takes_data_file``)."""
+    if getattr(task, "takes_data_file", False):
+        return task.load(limit, seed, data_file=data_file)
+    return task.load(limit, seed)
+
+
+__all__ = ["TASKS", "Problem", "Task", "get_task", "load_problems"]

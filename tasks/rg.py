@@ -11,11 +11,45 @@ Example (``chain_sum``)::
 
 from __future__ import annotations
 
-from tasks.answers import numeric_answer
+import re
+
+from tasks.answers import last_boxed, numeric_answer
 from tasks.base import Problem
+from tasks.mathgrade import after_think, stated_answer
 from ttc.errors import TTCError
 
 INSTRUCTION = "Put your final answer within \\boxed{}."
+MAX_ANSWER = 1000  # characters handed to a reasoning-gym scorer at most
+# Families whose answer is an arithmetic expression (``(3 + 5) * 3``), not a number. Their scorers run
+# sympy's ``parse_expr``, which evaluates Python: only plain arithmetic (no ``**``) is passed to them.
+EXPRESSION_FAMILIES = {"countdown", "puzzle24"}
+ARITHMETIC = re.compile(r"[0-9+\-*/×÷() .]{1,200}")
+
+
+def expression_answer(text: str) -> tuple[str | None, str | None]:
+    """``(flexible, strict)`` for expression answers: the last box's content as written (not reduced to
+    a number); flexible falls back to the last "answer is" statement. ``×``/``÷`` become ``*``/``/``
+    and a trailing ``= 24`` is dropped."""
+    body = after_think(text)
+    if body is None:
+        return None, None
+    strict = last_boxed(body)
+    flexible = strict or stated_answer(body)
+
+    def fix(s: str) -> str:  # "3 \\times 8 = 24" -> "3 * 8"
+        s = s.replace("×", "*").replace("÷", "/").replace("\\times", "*").replace("\\div", "/")
+        return s.split("=", 1)[0].strip()
+
+    return (fix(flexible) if flexible else None), (fix(strict) if strict else None)
+
+
+def safe_for_scorer(family: str, answer: str) -> bool:
+    """Whether ``answer`` may be handed to the family's scorer (see ``EXPRESSION_FAMILIES``)."""
+    if len(answer) > MAX_ANSWER or "__" in answer:
+        return False
+    if family in EXPRESSION_FAMILIES:
+        return bool(ARITHMETIC.fullmatch(answer)) and "**" not in answer and "//" not in answer
+    return True
 
 
 class ReasoningGymTask:
@@ -25,6 +59,10 @@ class ReasoningGymTask:
         self.config = config
         self.description = (f"reasoning-gym '{family}' (Apache-2.0): procedurally generated from the run "
                             f"seed, any size. {summary}").strip()
+        self.source = f"reasoning-gym {family} (generated)"
+        self.licence = "Apache-2.0"
+        self.split = "generated from --seed"
+        self.size = None  # any
         self._datasets: dict = {}
 
     def _dataset(self, limit: int, seed: int):
@@ -52,10 +90,12 @@ class ReasoningGymTask:
         return [{"role": "user", "content": f"{problem.question}\n\n{INSTRUCTION}"}]
 
     def extract(self, text: str) -> tuple[str | None, str | None]:
+        if self.family in EXPRESSION_FAMILIES:
+            return expression_answer(text)
         return numeric_answer(text)
 
     def grade(self, answer: str | None, problem: Problem) -> bool:
-        if answer is None:
+        if not isinstance(answer, str) or not safe_for_scorer(self.family, answer):
             return False
         ds = self._dataset(*problem.data["key"])
         try:

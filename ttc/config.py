@@ -44,6 +44,7 @@ class SweepConfig:
     samplers: tuple[str, ...] = ("sample",)
     budgets: tuple[int, ...] = (1, 2, 4, 8, 16)
     limit: int = 20
+    data_file: str | None = None  # a local copy of a hub benchmark, or a custom task's JSONL
 
     def __post_init__(self):
         for name, values in (("--task", self.tasks), ("--model", self.models), ("--sampler", self.samplers)):
@@ -59,6 +60,8 @@ class SweepConfig:
             raise TTCError(f"--budget must be strictly increasing with no repeats, got {self.budgets}")
         if self.limit < 1:
             raise TTCError(f"--limit must be a positive integer, got {self.limit}")
+        if self.data_file is not None and not str(self.data_file).strip():
+            raise TTCError("--data-file needs a path")
 
 
 PRM_AGGREGATES = ("last", "min", "prod")
@@ -132,6 +135,8 @@ class RunConfig:
         """The part of the config that determines what is generated (the output dir does not)."""
         d = self.to_dict()
         d.pop("out")
+        if d["sweep"].get("data_file") is None:  # absent when unset, so earlier runs keep their ids
+            d["sweep"].pop("data_file", None)
         if self.strategy == StrategyConfig():  # runs that set no strategy flag keep their earlier ids
             d.pop("strategy")
         return d

@@ -16,6 +16,8 @@ def plot_curve(summary: pd.DataFrame, title: str = ""):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    if "level" in summary.columns:  # the curve is the overall one; per-level rows are for analysis
+        summary = summary[summary["level"].astype(str) == "all"]
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for key, g in summary.groupby(["task", "model", "sampler", "metric"], sort=True):
         task, model, sampler, metric = key

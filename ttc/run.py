@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default=",".join(map(str, d.budgets)),
                    help="comma-separated sample budgets k; generation happens once at the largest")
     p.add_argument("--limit", type=int, default=d.limit, help="number of problems per task")
+    p.add_argument("--data-file", default=None, metavar="PATH",
+                   help="local .jsonl/.parquet copy of a hub benchmark (offline machines), or the JSONL "
+                        "of a custom:<grader> task; same columns as the hub dataset")
     p.add_argument("--seed", type=int, default=s.seed, help="seed for problem generation and sampling")
     p.add_argument("--temperature", type=float, default=s.temperature, help="sampling temperature (0 = greedy)")
     p.add_argument("--top-p", type=float, default=s.top_p, help="nucleus sampling threshold")
@@ -86,7 +89,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         sweep=SweepConfig(tasks=parse_names(args.task), models=parse_names(args.model),
                           samplers=parse_names(args.sampler), budgets=parse_budgets(args.budget),
-                          limit=args.limit),
+                          limit=args.limit, data_file=args.data_file),
         sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                                 seed=args.seed),
         strategy=strategy_from_args(args),
@@ -97,6 +100,8 @@ def print_summary(summary_path) -> None:
     import pandas as pd
 
     s = pd.read_csv(summary_path)
+    if "level" in s.columns:  # per-difficulty rows are in the file; the table shows the overall ones
+        s = s[s["level"].astype(str) == "all"]
     if s.empty:
         return
     table = s.pivot_table(index=["task", "model", "sampler", "budget"], columns="metric", values="value")

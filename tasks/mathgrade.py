@@ -1,0 +1,173 @@
+"""Math answer extraction and equivalence: ``math_answer(text)`` and ``math_equal(answer, gold)``.
+
+Equivalence is decided by ``math-verify`` (Hugging Face; parse + verify: LaTeX and plain expressions,
+fractions vs decimals, sets, intervals, units in ``\\text{}``) after a cheap numeric fast path
+(``1,000`` = ``1000``, ``2.0`` = ``2``).
+
+Model text is untrusted. math-verify's own timeouts use ``signal.alarm``: they work only in the main
+thread (elsewhere it refuses to run) and cannot interrupt a long C-level operation. So every math-verify
+call here runs in one long-lived helper process (``tasks/mathverify_worker.py``, started on first use,
+memory-capped with ``RLIMIT_AS``) that uses those timeouts in its own main thread; the caller waits at most
+``TIMEOUT_S`` seconds and otherwise kills the helper (a fresh one starts on the next call) and grades the
+answer wrong. Answers longer than ``MAX_ANSWER`` characters are wrong without being parsed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import re
+import select
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from tasks.answers import last_boxed, last_number, normalize_number
+
+TIMEOUT_S = 10.0  # the caller's hard limit per comparison (the helper's own limits are tighter)
+MAX_ANSWER = 1000  # characters
+STARTUP_S = 60.0  # the helper imports sympy once
+WORKER = Path(__file__).with_name("mathverify_worker.py")
+
+THINK_END = re.compile(r"</think\s*>", re.IGNORECASE)
+THINK_START = re.compile(r"<think\s*>", re.IGNORECASE)
+ANSWER_IS = re.compile(r"(?i)\banswer\s*(?:is|:|=)[ \t:]*")
+GSM_HASHES = re.compile(r"####\s*([^\n]{1,100})")
+
+
+def after_think(text: str) -> str | None:
+    """The text after the last ``</think>``; the text itself if it has no think block; None when a
+    ``<think>`` is never closed (the model ran out of tokens while thinking: nothing was answered)."""
+    ends = list(THINK_END.finditer(text[-(1 << 20):]))
+    if ends:
+        return text[-(1 << 20):][ends[-1].end():]
+    if THINK_START.search(text):
+        return None
+    return text
+
+
+def math_answer(text: str) -> tuple[str | None, str | None]:
+    """``(flexible, strict)`` for a math completion: strict is the last ``\\boxed{}``; flexible falls
+    back to the last "answer is X" / "Answer: X" statement, then to the last number."""
+    body = after_think(text)
+    if body is None:
+        return None, None
+    strict = last_boxed(body)
+    if strict:
+        return strict, strict
+    found = stated_answer(body)
+    if found:
+        return found, None
+    return last_number(body), None
+
+
+def stated_answer(body: str) -> str | None:
+    """What follows the last "answer is" / "Answer:" on its line, without ``$``, ``**`` and a final period."""
+    tail = body[-(1 << 16):]
+    last = None
+    for last in ANSWER_IS.finditer(tail):
+        pass
+    if last is None:
+        return None
+    line = tail[last.end():last.end() + 200].split("\n", 1)[0]
+    line = line.replace("**", "").strip().rstrip(".").strip()
+    if line.startswith("$") and line.count("$") >= 2:
+        line = line.strip("$").split("$", 1)[0]
+    return line.strip() or None
+
+
+# --- equivalence ---------------------------------------------------------------------------------
+
+class _Helper:
+    """One math-verify process (``tasks/mathverify_worker.py``) per ttc process, talking JSON lines over
+    pipes; restarted after a timeout or a crash. Thread-safe."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+
+    def _start(self) -> bool:
+        self.proc = subprocess.Popen([sys.executable, "-I", str(WORKER)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     encoding="utf-8", errors="replace", bufsize=1)
+        return self._read(STARTUP_S) == "ready"
+
+    def _read(self, timeout: float) -> str | None:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        return self.proc.stdout.readline().strip()
+
+    def _stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+            for f in (self.proc.stdin, self.proc.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self.proc = None
+
+    def equal(self, answer: str, golds: list[str], timeout: float) -> bool:
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self._stop()
+                if not self._start():
+                    self._stop()
+                    return False
+            try:
+                self.proc.stdin.write(json.dumps({"answer": answer, "golds": golds}) + "\n")
+                self.proc.stdin.flush()
+                reply = self._read(timeout)
+            except (OSError, ValueError):
+                reply = None
+            if reply in ("true", "false"):
+                return reply == "true"
+            self._stop()
+            return False
+
+    def close(self) -> None:
+        with self.lock:
+            self._stop()
+
+
+_HELPER = _Helper()
+atexit.register(_HELPER.close)
+
+
+def numeric_equal(answer: str, gold: str) -> bool | None:
+    """True/False when both are plain numbers, else None (undecided)."""
+    a, g = normalize_number(answer), normalize_number(gold)
+    if a is None or g is None:
+        return None
+    return a == g or float(a) == float(g)
+
+
+def math_equal(answer: str | None, gold: str | list[str], timeout: float = TIMEOUT_S) -> bool:
+    """Whether ``answer`` equals ``gold`` (or any of a list of accepted golds). Never raises."""
+    if not isinstance(answer, str) or not answer.strip() or len(answer) > MAX_ANSWER:
+        return False
+    golds = [gold] if isinstance(gold, str) else list(gold)
+    for g in golds:
+        if numeric_equal(answer, g):
+            return True
+    if all(numeric_equal(answer, g) is False for g in golds):
+        return False
+    try:
+        return _HELPER.equal(answer, golds, timeout)
+    except Exception:
+        return False
+
+
+def gsm_gold(solution: str) -> str:
+    """The reference number after ``####`` in a GSM8K solution, commas removed."""
+    m = None
+    for m in GSM_HASHES.finditer(solution):
+        pass
+    raw = m.group(1) if m else solution
+    return normalize_number(raw) or raw.strip()

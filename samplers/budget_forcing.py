@@ -101,7 +101,9 @@ class BudgetForcing:
                 ch = chains[i]
                 ch.text += c.text
                 ch.think_tokens += c.generated_tokens
-                if c.finish_reason == "stop" and ch.think_tokens <= cap:
+                if c.generated_tokens == 0:  # nothing more to say: never loop on an empty continuation
+                    ch.ended = True
+                elif c.finish_reason == "stop" and ch.think_tokens <= cap:
                     if ch.waits < self.num_wait and ch.think_tokens < cap:
                         ch.text += WAIT
                         ch.inserted += backend.count_tokens(WAIT)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ttc.analysis.exchange import frontier
-from ttc.analysis.reference import FamilyCurve, family_curve, family_curves
+from ttc.analysis.reference import family_curve, family_curves
 from ttc.analysis.runs import (default_curve, exchange_table, fit_run_curves, load_summary, matched_table,
                                model_identity, overall, run_per_problem)
 from ttc.errors import TTCError
@@ -31,8 +31,7 @@ class RunAnalysis:
     fit_table: pd.DataFrame
     exchange: pd.DataFrame
     matched: pd.DataFrame
-    curve: FamilyCurve | None
-    identity: dict
+    models: dict  # model -> {"curve": FamilyCurve, "n_params": float, "tokens": float, "identity": dict}
     notes: list[str]
 
 
@@ -43,8 +42,7 @@ def analyze_run(run_dir, metric: str = "maj@k", n_boot: int = 200, seed: int = 0
     summary = load_summary(run_dir)
     pp, header = run_per_problem(run_dir)
     fits, fit_table = fit_run_curves(pp, n_boot=n_boot, seed=seed)
-    notes, ex_parts, m_parts = [], [], []
-    curve = None
+    notes, ex_parts, m_parts, models = [], [], [], {}
     for model in sorted(overall(summary)["model"].unique()):
         ident = model_identity(header, model)
         fam = family or ident["family"]
@@ -59,6 +57,7 @@ def analyze_run(run_dir, metric: str = "maj@k", n_boot: int = 200, seed: int = 0
         except TTCError as e:
             notes.append(f"{model}: {e}")
             continue
+        models[model] = dict(curve=curve, n_params=float(ident["n_params"]), tokens=float(d), identity=ident)
         s = summary[summary["model"] == model]
         try:
             ex_parts.append(exchange_table(s, curve, ident["n_params"], d, metric, pp=pp, seed=seed))
@@ -66,8 +65,7 @@ def analyze_run(run_dir, metric: str = "maj@k", n_boot: int = 200, seed: int = 0
         except TTCError as e:
             notes.append(f"{model}: {e}")
     cat = lambda parts: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()  # noqa: E731
-    ident = model_identity(header, sorted(overall(summary)["model"].unique())[0])
-    return RunAnalysis(run_dir, summary, fits, fit_table, cat(ex_parts), cat(m_parts), curve, ident, notes)
+    return RunAnalysis(run_dir, summary, fits, fit_table, cat(ex_parts), cat(m_parts), models, notes)
 
 
 def run_frontier(summaries: list[pd.DataFrame], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -117,8 +115,9 @@ def fit_main(argv: list[str] | None = None) -> int:
                             "r2", "rmse", "n_boot_failed"]))
             for _, e in a.fit_table[a.fit_table["error"] != ""].iterrows():
                 print(f"  not fitted: {e['metric']} {e['form']}: {e['error']}")
-            if a.curve is not None:
-                c = a.curve
+            for model, m in a.models.items():
+                c = m["curve"]
+                print(f"\n[{model}: N = {m['n_params']:.4g} parameters, D = {m['tokens']:.4g} pretraining tokens]")
                 print(f"\nfamily curve {c.label}: accuracy = sigmoid(log10 6ND), "
                       + ", ".join(f"{k}={v:.4g}" for k, v in c.fit.params.items())
                       + f"; {c.fit.n} models, R^2={c.fit.r2:.3f}; tokens ~ N^{c.tokens_slope:.3f}")
@@ -157,15 +156,17 @@ def plot_main(argv: list[str] | None = None) -> int:
         analyses = _analyze_all(args)
         written = []
         for a in analyses:
-            fam = [c for c in family_curves() if a.curve is None or
-                   (c.family == a.curve.family and c.benchmark == a.curve.benchmark)]
-            if a.curve is None or a.identity.get("tokens") is None and args.tokens is None:
+            if not a.models:
                 raise TTCError(f"{a.run_dir.name}: no family curve to compare with; pass --family, "
                                f"--setting and --tokens")
-            fig = plot_exchange(a.summary, a.fits, fam, a.identity["n_params"], args.tokens or a.identity["tokens"],
-                                anchor_curve=a.curve, metric=args.metric, queries=args.queries,
-                                title=a.run_dir.name)
-            written += save_figure(fig, out / f"exchange_{a.run_dir.name}")
+            for model, m in a.models.items():
+                c = m["curve"]
+                fam = [f for f in family_curves() if f.family == c.family and f.benchmark == c.benchmark]
+                fig = plot_exchange(a.summary[a.summary["model"] == model], a.fits, fam, m["n_params"],
+                                    m["tokens"], anchor_curve=c, metric=args.metric, queries=args.queries,
+                                    title=f"{a.run_dir.name}: {model}")
+                suffix = "" if len(a.models) == 1 else f"_{model}"
+                written += save_figure(fig, out / f"exchange_{a.run_dir.name}{suffix}")
         pts, front = run_frontier([a.summary for a in analyses], args.metric)
         written += save_figure(plot_frontier(pts, front, args.metric), out / "frontier")
     except TTCError as e:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ttc.analysis.exchange import anchored_params
 from ttc.analysis.fits import FitResult
-from ttc.analysis.forms import sigmoid
+from ttc.analysis.forms import sigmoid, sigmoid_inverse
 from ttc.analysis.reference import FamilyCurve, pretraining_flops
 from ttc.analysis.runs import overall
 
@@ -65,11 +65,13 @@ def plot_run_fits(summary: pd.DataFrame, fits: dict, metrics=("maj@k", "pass@k")
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
     s = overall(summary)
-    for key, g in s.groupby(["task", "model", "sampler", "metric"], sort=True):
-        if key[3] not in metrics:
-            continue
+    s = s[s["metric"].isin(metrics)]
+    several = s[["task", "model", "sampler"]].drop_duplicates().shape[0] > 1
+    for i, (key, g) in enumerate(s.groupby(["task", "model", "sampler", "metric"], sort=True)):
         g = g.sort_values("budget")
         style = METRIC_STYLE.get(key[3], dict(color=None, label=key[3]))
+        if several:  # one color per curve, the full name in the legend
+            style = dict(color=f"C{i % 10}", label=f"{key[1]}/{key[2]} {key[3]}")
         _points(ax, g, "flops_per_problem", style["color"], f"{key[0]} {style['label']}")
         fit = fits.get((*key, "sigmoid"))
         if fit is not None:
@@ -124,8 +126,6 @@ def plot_exchange(summary: pd.DataFrame, fits: dict, curves: list[FamilyCurve], 
             ax1.plot(xs, sigmoid(xs, **p), ":", color="C0", lw=1.2,
                      label=f"{anchor_curve.family} {anchor_curve.setting} shape through k=1")
             total = c0 + queries * g["flops_per_problem"].to_numpy(float)
-            from ttc.analysis.forms import sigmoid_inverse
-
             c_eff = sigmoid_inverse(g["value"].to_numpy(float), **p)
             ax1.plot(total, g["value"], "o", color="C0", ms=4,
                      label=f"{key[0]} {metric} at 6ND + {queries:.0e} queries x FLOPs/problem")

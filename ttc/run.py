@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ttc.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig, parse_budgets, parse_names
+from ttc.config import (RunConfig, SamplingConfig, StrategyConfig, SweepConfig, parse_budgets, parse_engine_args,
+                        parse_names)
 from ttc.errors import TTCError
 
 DEFAULTS = RunConfig()
@@ -39,7 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=s.temperature, help="sampling temperature (0 = greedy)")
     p.add_argument("--top-p", type=float, default=s.top_p, help="nucleus sampling threshold")
     p.add_argument("--max-tokens", type=int, default=s.max_tokens, help="maximum generated tokens per completion")
-    p.add_argument("--backend", default=DEFAULTS.backend, help="inference backend: hf (transformers)")
+    p.add_argument("--backend", default=DEFAULTS.backend,
+                   help="inference backend: hf (transformers), vllm (offline vLLM engine), or openai "
+                        "(any OpenAI-compatible server: vLLM, SGLang, llama.cpp, a hosted endpoint)")
+    p.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="vllm: keyword argument for vllm.LLM, repeatable (tensor_parallel_size=2, "
+                        "max_model_len=8192, gpu_memory_utilization=0.85, quantization=awq); values are "
+                        "read as JSON where they parse. With openai --serve: flags of the started server")
+    p.add_argument("--base-url", default=None, help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", default=None, metavar="VAR",
+                   help="openai: name of the environment variable that holds the API key (never logged)")
+    p.add_argument("--serve", action="store_true",
+                   help="openai: start a local vLLM server on 127.0.0.1 for the model and stop it at the end")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="problems in flight at once (default: 1 for hf, 256 for vllm, 16 for openai)")
+    p.add_argument("--request-timeout", type=float, default=DEFAULTS.request_timeout,
+                   help="openai: seconds before a request is abandoned and retried")
+    p.add_argument("--retries", type=int, default=DEFAULTS.retries,
+                   help="openai: retries of a request after 429/5xx, timeouts and dropped connections")
     add_strategy_args(p)
     p.add_argument("--dtype", default=DEFAULTS.dtype,
                    help="weights dtype: auto (float32 on CPU, bfloat16 on GPU), bfloat16, float16, float32")
@@ -93,7 +111,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                                 seed=args.seed),
         strategy=strategy_from_args(args),
-        backend=args.backend, dtype=args.dtype, out=args.out)
+        backend=args.backend, dtype=args.dtype, out=args.out,
+        engine_args=parse_engine_args(args.engine_arg), base_url=args.base_url, api_key_env=args.api_key_env,
+        serve=args.serve, concurrency=args.concurrency, request_timeout=args.request_timeout,
+        retries=args.retries)
 
 
 def print_summary(summary_path) -> None:

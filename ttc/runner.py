@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -96,6 +97,41 @@ def make_records(task, problem, sampler_name, model_name, backend, params, outpu
     return records
 
 
+def in_flight(items: list, fn: Callable, width: int):
+    """Yield ``(item, fn(item))`` for every item. With ``width`` > 1, up to ``width`` calls run at once
+    in threads and results come in completion order; after a failure no new call starts, the running
+    ones finish and are yielded (their work is kept), then the first error is raised."""
+    if width <= 1:
+        for item in items:
+            yield item, fn(item)
+        return
+    pool = ThreadPoolExecutor(min(width, len(items)) or 1, thread_name_prefix="ttc-problem")
+    futures = {pool.submit(fn, item): item for item in items}
+    error = None
+    try:
+        for fut in as_completed(futures):
+            if fut.cancelled():
+                continue
+            if fut.exception() is not None:
+                if error is None:
+                    error = fut.exception()
+                    for f in futures:
+                        f.cancel()
+                continue
+            yield futures[fut], fut.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if error is not None:
+        raise error
+
+
+def close_backend(backend) -> None:
+    """Release a backend that holds an engine or a server (vllm, openai --serve)."""
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()
+
+
 def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
               progress: bool = True) -> RunStore:
     """Run (or resume) the sweep described by ``config``; return its store with summary and curve written."""
@@ -116,36 +152,47 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
     factory = backend_factory or (lambda m, c: make_backend(c.backend, m, c))
     bar = tqdm(total=len(todo), desc="problems", unit="problem", disable=not progress, dynamic_ncols=True)
     tokens, started = 0, time.perf_counter()
-    backend, backend_model = None, None
+    backend = None
+
+    def generate(item):
+        _, tname, sname, problem = item
+        task, sampler = tasks[tname], samplers[sname]
+        params = GenParams(temperature=samp.temperature, top_p=samp.top_p, max_tokens=samp.max_tokens,
+                           seed=problem_seed(samp.seed, tname, sname, problem.id))
+        try:
+            # strategies that grade or verify while they generate (search, best-of-n) see the problem
+            context = {"task": task, "problem": problem} if getattr(sampler, "needs_problem", False) else {}
+            outputs = sampler.generate(backend, task.prompt(problem), params,
+                                       sampler.n_samples(sweep.budgets), **context)
+        except TTCError:
+            raise
+        except Exception as e:
+            raise TTCError(f"backend failed on {tname} problem {problem.id} ({type(e).__name__}: {e}); "
+                           f"finished problems are saved in {store.root}, re-run to resume") from e
+        return params, outputs
+
     try:
-        for model, tname, sname, problem in todo:
-            if backend_model != model:
-                backend, backend_model = None, None  # free the previous model before loading the next
-                backend = factory(model, config)
-                backend_model = model
-                store.update_header(models={model: {"source": backend.info.source,
-                                                    "identity": backend.info.identity,
-                                                    "spec": dataclasses.asdict(backend.info.spec)}})
-            task, sampler = tasks[tname], samplers[sname]
-            params = GenParams(temperature=samp.temperature, top_p=samp.top_p, max_tokens=samp.max_tokens,
-                               seed=problem_seed(samp.seed, tname, sname, problem.id))
-            try:
-                # strategies that grade or verify while they generate (search, best-of-n) see the problem
-                context = {"task": task, "problem": problem} if getattr(sampler, "needs_problem", False) else {}
-                outputs = sampler.generate(backend, task.prompt(problem), params,
-                                           sampler.n_samples(sweep.budgets), **context)
-            except TTCError:
-                raise
-            except Exception as e:
-                raise TTCError(f"backend failed on {tname} problem {problem.id} ({type(e).__name__}: {e}); "
-                               f"finished problems are saved in {store.root}, re-run to resume") from e
-            records = make_records(task, problem, sname, model, backend, params, outputs)
-            store.shard(tname, model, sname).append_problem(records)
-            tokens += sum(r.generated_tokens for r in records)
-            bar.update(1)
-            bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
+        for model in sweep.models:
+            items = [item for item in todo if item[0] == model]
+            if not items:
+                continue
+            close_backend(backend)  # free the previous model before loading the next
+            backend = None
+            backend = factory(model, config)
+            store.update_header(models={model: {"source": backend.info.source,
+                                                "identity": backend.info.identity,
+                                                "spec": dataclasses.asdict(backend.info.spec)}})
+            # Backends that batch (vllm) or serve (openai) take several problems at once; hf takes one.
+            width = getattr(backend, "concurrency", 1)
+            for (_, tname, sname, problem), (params, outputs) in in_flight(items, generate, width):
+                records = make_records(tasks[tname], problem, sname, model, backend, params, outputs)
+                store.shard(tname, model, sname).append_problem(records)
+                tokens += sum(r.generated_tokens for r in records)
+                bar.update(1)
+                bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
     finally:
         bar.close()
+        close_backend(backend)
     finish(store, config)
     return store
 

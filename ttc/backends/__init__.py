@@ -12,8 +12,41 @@ def _hf(model: str, config):
     return HFBackend(model, dtype=config.dtype)
 
 
+def _vllm(model: str, config):
+    from ttc.backends.vllm import VLLMBackend
+
+    return VLLMBackend(model, dtype=config.dtype, engine_args=config.engine_args,
+                       concurrency=config.concurrency)
+
+
+def _openai(model: str, config):
+    from ttc.backends.openai import OpenAIBackend
+
+    kwargs = dict(api_key_env=config.api_key_env, timeout=config.request_timeout, retries=config.retries,
+                  concurrency=config.concurrency)
+    if not config.serve:
+        return OpenAIBackend(model, config.base_url, **kwargs)
+    from pathlib import Path
+
+    from ttc.models import resolve_model
+    from ttc.serve import LocalServer
+
+    engine_args = dict(config.engine_args)
+    if config.dtype != "auto":
+        engine_args.setdefault("dtype", config.dtype)
+    server = LocalServer(resolve_model(model).path, model, engine_args,
+                         Path(config.out) / config.run_id / "server.log").start()
+    try:
+        return OpenAIBackend(model, server.base_url, on_close=server.stop, liveness=server.check, **kwargs)
+    except BaseException:
+        server.stop()
+        raise
+
+
 BACKENDS = {
     "hf": _hf,
+    "vllm": _vllm,
+    "openai": _openai,
 }
 
 

@@ -1,0 +1,54 @@
+"""Engine arguments and server options: parsing, validation, what the run id depends on (no vLLM needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttc.config import RunConfig, parse_engine_args
+from ttc.errors import TTCError
+from ttc.serve import server_flags
+
+
+def test_engine_args_are_read_as_json_like_literals():
+    got = parse_engine_args(["tensor_parallel_size=2", "gpu_memory_utilization=0.85", "enforce_eager=true",
+                             "dtype=bfloat16", "quantization=None", "enable-prefix-caching=False",
+                             'hf_overrides={"rope_theta": 1000000}', "served=a=b"])
+    assert got == {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85, "enforce_eager": True,
+                   "dtype": "bfloat16", "quantization": None, "enable_prefix_caching": False,
+                   "hf_overrides": {"rope_theta": 1000000}, "served": "a=b"}
+    for bad in (["novalue"], ["=3"], ["a=1", "a=2"]):
+        with pytest.raises(TTCError):
+            parse_engine_args(bad)
+
+
+def test_run_id_ignores_where_the_engine_runs_but_not_what_it_samples():
+    base = RunConfig(backend="vllm")
+    placed = RunConfig(backend="vllm", engine_args={"tensor_parallel_size": 4, "gpu_memory_utilization": 0.5},
+                       concurrency=8)
+    assert placed.run_id == base.run_id
+    assert RunConfig(backend="vllm", engine_args={"quantization": "awq"}).run_id != base.run_id
+    assert RunConfig(backend="vllm", engine_args={"dtype": "float16"}).run_id != base.run_id
+    a = RunConfig(backend="openai", base_url="http://127.0.0.1:8000/v1", api_key_env="KEY")
+    b = RunConfig(backend="openai", base_url="http://10.0.0.2:9000/v1", retries=2, request_timeout=5)
+    assert a.run_id == b.run_id != base.run_id
+    assert RunConfig().run_id == RunConfig(backend="hf", engine_args={}).run_id
+    assert RunConfig.from_dict(placed.to_dict()) == placed
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(engine_args={"tensor_parallel_size": 2}), "applies to --backend vllm"),
+    (dict(backend="openai", base_url="http://x/v1", engine_args={"a": 1}), "needs --serve"),
+    (dict(backend="openai", base_url="http://x/v1", serve=True), "not both"),
+    (dict(backend="vllm", engine_args={"bad key": 1}), "Python identifier"),
+    (dict(backend="openai", base_url="http://x/v1", request_timeout=0), "--request-timeout"),
+    (dict(backend="openai", base_url="http://x/v1", retries=-1), "--retries"),
+])
+def test_bad_backend_options(kwargs, msg):
+    with pytest.raises(TTCError, match=msg):
+        RunConfig(**kwargs)
+
+
+def test_engine_args_become_server_flags():
+    assert server_flags({"max_model_len": 512, "enforce_eager": True, "enable_prefix_caching": False,
+                         "quantization": None, "hf_overrides": {"a": 1}}) == [
+        "--max-model-len", "512", "--enforce-eager", "--no-enable-prefix-caching", "--hf-overrides", '{"a": 1}']

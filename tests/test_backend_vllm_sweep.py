@@ -1,0 +1,61 @@
+"""A whole ``python -m ttc.run`` sweep through the vllm backend makes the same kind of run directory as
+the transformers backend, resumes, and records the engine in the header."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import read_jsonl
+from test_backend_vllm import CPU_ENGINE_ARGS, cpu_env, vllm_tiny_dir  # noqa: F401 (a fixture)
+from ttc.run import main
+
+pytestmark = pytest.mark.vllm
+
+SWEEP = ["--task", "chain_sum", "--limit", "6", "--budget", "1,2,4", "--max-tokens", "24", "--no-progress"]
+
+
+def engine_flags(args: dict) -> list[str]:
+    return [x for k, v in args.items() for x in ("--engine-arg", f"{k}={json.dumps(v)}")]
+
+
+def run_dir(out: Path) -> Path:
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    return run
+
+
+def test_vllm_sweep_makes_the_same_kind_of_run_directory_as_hf(vllm_tiny_dir, tmp_path, capsys):
+    cpu_env()
+    common = ["--model", vllm_tiny_dir, "--dtype", "float32", *SWEEP]
+    assert main([*common, "--out", str(tmp_path / "hf")]) == 0
+    assert main([*common, "--backend", "vllm", *engine_flags(CPU_ENGINE_ARGS), "--out", str(tmp_path / "vllm")]) == 0
+    hf, vl = run_dir(tmp_path / "hf"), run_dir(tmp_path / "vllm")
+    assert sorted(p.name for p in hf.iterdir()) == sorted(p.name for p in vl.iterdir())
+    assert sorted(p.name for p in (hf / "samples").iterdir()) == sorted(p.name for p in (vl / "samples").iterdir())
+    h_recs = [r for f in sorted((hf / "samples").glob("*.jsonl")) for r in read_jsonl(f)]
+    v_recs = [r for f in sorted((vl / "samples").glob("*.jsonl")) for r in read_jsonl(f)]
+    assert len(v_recs) == len(h_recs) == 6 * 4
+    assert set(v_recs[0]) == set(h_recs[0])
+    assert set(Counter(r["problem_id"] for r in v_recs).values()) == {4}
+    # The same prompt tokens reach both engines; each sample's tokens and FLOPs are costed the same way.
+    prompt_len = {r["problem_id"]: r["prompt_tokens"] for r in h_recs}
+    assert all(r["prompt_tokens"] == prompt_len[r["problem_id"]] for r in v_recs)
+    assert all(r["prefill_shared"] and 1 <= r["generated_tokens"] <= 24 for r in v_recs)
+    header = json.loads((vl / "header.json").read_text())
+    identity = header["models"][vllm_tiny_dir]["identity"]
+    assert identity["backend"] == "vllm" and identity["vllm_version"]
+    assert identity["engine_args"]["enforce_eager"] is True and identity["engine_args"]["enable_prefix_caching"]
+    assert header["config"]["engine_args"] == CPU_ENGINE_ARGS
+    assert header["models"][vllm_tiny_dir]["spec"] == json.loads((hf / "header.json").read_text())[
+        "models"][vllm_tiny_dir]["spec"]
+
+    # Re-running resumes: nothing is generated again and the records stay as they were.
+    before = (vl / "samples").glob("*.jsonl")
+    snapshot = {p.name: p.read_bytes() for p in before}
+    capsys.readouterr()
+    assert main([*common, "--backend", "vllm", *engine_flags(CPU_ENGINE_ARGS), "--out", str(tmp_path / "vllm")]) == 0
+    assert {p.name: p.read_bytes() for p in (vl / "samples").glob("*.jsonl")} == snapshot
+    assert json.loads((vl / "header.json").read_text())["resumed"] == 1

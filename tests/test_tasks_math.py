@@ -57,6 +57,11 @@ EQUAL = [
     ("1000.0", "1000", True),
     ("10 \\text{ cm}", "10", True),           # units in \text{}
     ("$18", "18", True),
+    ("18 dollars", "18", True),               # units after a number
+    ("12 apples.", "12", True),
+    ("50\\%", "50", True),
+    ("6 pi", "6", False),                     # not a unit
+    ("5x", "5", False),
     ("2", "\\frac{1}{2}", False),
     ("\\left(3, \\frac{\\pi}{2}\\right)", "\\left( 3, \\frac{\\pi}{2} \\right)", True),
     ("(3, \\pi/2)", "\\left( 3, \\frac{\\pi}{2} \\right)", True),

@@ -84,8 +84,14 @@ def test_math_verify_grading_never_raises(text):
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(PIECES + ["return ", "import os\n", "while 1: pass\n"]), max_size=20).map("".join))
 def test_code_grading_never_raises(text):
+    import tasks.humaneval as he
+
     problem = get_task("humaneval").load(1, 0)[0]
-    assert get_task("humaneval").grade(code_answer(text)[0], problem) in (True, False)
+    limit, he.TIMEOUT_S = he.TIMEOUT_S, 2.0   # "while 1: pass" pieces time out; no need to wait 10 s
+    try:
+        assert get_task("humaneval").grade(code_answer(text)[0], problem) in (True, False)
+    finally:
+        he.TIMEOUT_S = limit
 
 
 PATHOLOGICAL = {

@@ -21,6 +21,7 @@ import select
 import subprocess
 import sys
 import threading
+import unicodedata
 from pathlib import Path
 
 from tasks.answers import last_boxed, last_number, normalize_number
@@ -175,6 +176,7 @@ def math_equal(answer: str | None, gold: str | list[str], timeout: float = TIMEO
     """Whether ``answer`` equals ``gold`` (or any of a list of accepted golds). Never raises."""
     if not isinstance(answer, str) or not answer.strip() or len(answer) > MAX_ANSWER:
         return False
+    answer = unicodedata.normalize("NFKC", answer)  # fullwidth digits and letters read as ASCII
     golds = [gold] if isinstance(gold, str) else list(gold)
     for g in golds:
         if numeric_equal(answer, g):

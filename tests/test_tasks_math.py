@@ -61,6 +61,7 @@ EQUAL = [
     ("12 apples.", "12", True),
     ("50\\%", "50", True),
     ("6 pi", "6", False),                     # not a unit
+    ("１２", "12", True),                      # fullwidth digits
     ("5x", "5", False),
     ("2", "\\frac{1}{2}", False),
     ("\\left(3, \\frac{\\pi}{2}\\right)", "\\left( 3, \\frac{\\pi}{2} \\right)", True),

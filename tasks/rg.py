@@ -24,6 +24,17 @@ MAX_ANSWER = 1000  # characters handed to a reasoning-gym scorer at most
 # sympy's ``parse_expr``, which evaluates Python: only plain arithmetic (no ``**``) is passed to them.
 EXPRESSION_FAMILIES = {"countdown", "puzzle24"}
 ARITHMETIC = re.compile(r"[0-9+\-*/×÷() .]{1,200}")
+# Scorers that call Python's ``eval`` on the answer, but only to give partial credit (0.1 or 0.5); full
+# credit is an exact match, which is all ttc counts, so these are graded by that match alone.
+EXACT_ONLY_FAMILIES = {"string_insertion", "spiral_matrix", "binary_matrix", "n_queens"}
+# Scorers that run sympy's ``parse_expr`` (Python ``eval`` underneath) on the answer: it reaches them only
+# as plain math (letters, digits, operators, parentheses; named functions from a short list; no power
+# towers), which cannot call anything else or run for long.
+SYMPY_FAMILIES = {"simple_integration", "intermediate_integration", "polynomial_multiplication"}
+PLAIN_MATH = re.compile(r"[0-9A-Za-z+\-*/^() .,]{1,300}")
+MATH_NAMES = {"sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos", "atan", "sinh", "cosh", "tanh", "exp",
+              "log", "ln", "sqrt", "pi", "oo"}
+POWER_TOWER = re.compile(r"(?:\*\*|\^)\s*(?:\(|[\w.]+\s*(?:\*\*|\^))|(?:\*\*|\^)\s*\d{3,}")
 
 
 def expression_answer(text: str) -> tuple[str | None, str | None]:
@@ -44,12 +55,23 @@ def expression_answer(text: str) -> tuple[str | None, str | None]:
 
 
 def safe_for_scorer(family: str, answer: str) -> bool:
-    """Whether ``answer`` may be handed to the family's scorer (see ``EXPRESSION_FAMILIES``)."""
+    """Whether ``answer`` may be handed to the family's scorer (see ``EXPRESSION_FAMILIES`` and
+    ``SYMPY_FAMILIES``); other families' scorers compare text and numbers."""
     if len(answer) > MAX_ANSWER or "__" in answer:
         return False
     if family in EXPRESSION_FAMILIES:
         return bool(ARITHMETIC.fullmatch(answer)) and "**" not in answer and "//" not in answer
+    if family in SYMPY_FAMILIES:
+        names = re.findall(r"[A-Za-z]+", answer)
+        return (bool(PLAIN_MATH.fullmatch(answer)) and not POWER_TOWER.search(answer)
+                and all(len(n) == 1 or n in MATH_NAMES for n in names))
     return True
+
+
+def exact_match(answer: str, entry: dict) -> bool:
+    """Full credit of the ``EXACT_ONLY_FAMILIES`` scorers, without their ``eval``."""
+    valid = (entry.get("metadata") or {}).get("valid_answers")
+    return answer in valid if valid else answer == entry["answer"]
 
 
 class ReasoningGymTask:
@@ -97,6 +119,8 @@ class ReasoningGymTask:
     def grade(self, answer: str | None, problem: Problem) -> bool:
         if not isinstance(answer, str) or not safe_for_scorer(self.family, answer):
             return False
+        if self.family in EXACT_ONLY_FAMILIES:
+            return exact_match(answer, problem.data["entry"])
         ds = self._dataset(*problem.data["key"])
         try:
             return float(ds.score_answer(answer, problem.data["entry"])) >= 1.0

@@ -68,6 +68,13 @@ def safe_for_scorer(family: str, answer: str) -> bool:
     return True
 
 
+def uses_given_numbers(answer: str, entry: dict) -> bool:
+    """puzzle24's scorer checks only how many numbers an answer uses and their range, so ``6*4+1-1``
+    passed for the numbers 1, 3, 5, 9; an answer must use exactly the given numbers."""
+    given = (entry.get("metadata") or {}).get("numbers")
+    return given is None or sorted(int(n) for n in re.findall(r"\d+", answer)) == sorted(given)
+
+
 def exact_match(answer: str, entry: dict) -> bool:
     """Full credit of the ``EXACT_ONLY_FAMILIES`` scorers, without their ``eval``."""
     valid = (entry.get("metadata") or {}).get("valid_answers")
@@ -121,6 +128,8 @@ class ReasoningGymTask:
             return False
         if self.family in EXACT_ONLY_FAMILIES:
             return exact_match(answer, problem.data["entry"])
+        if self.family == "puzzle24" and not uses_given_numbers(answer, problem.data["entry"]):
+            return False
         ds = self._dataset(*problem.data["key"])
         try:
             return float(ds.score_answer(answer, problem.data["entry"])) >= 1.0

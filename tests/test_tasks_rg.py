@@ -62,3 +62,12 @@ def test_expression_tasks_accept_their_gold(name):
     problem = task.load(1, 0)[0]
     flexible, _ = task.extract(f"So \\boxed{{{problem.gold}}}")
     assert task.grade(flexible, problem)
+
+
+def test_puzzle24_must_use_the_given_numbers():
+    task = get_task("puzzle24")
+    problem = task.load(1, 0)[0]                      # "Make 24 using 1, 3, 5, 9"
+    assert problem.data["entry"]["metadata"]["numbers"] == [1, 3, 5, 9]
+    assert task.grade("1*3*5 + 9", problem)
+    assert task.grade("9 + 5*3*1", problem)
+    assert not task.grade("6*4+1-1", problem)         # reasoning-gym's own scorer accepts this

@@ -38,25 +38,31 @@ def interpolate(flops: np.ndarray, acc: np.ndarray, level: float) -> float:
     return float(np.interp(np.log(level), x, y))
 
 
-def load(runs: list[str], common: bool) -> pd.DataFrame:
+def label(sampler: str, config: dict) -> str:
+    """The strategy as a reader needs it named: the sampler plus the settings that change it."""
+    st = config.get("strategy") or {}
+    if sampler in ("best_of_n", "beam", "dvts"):
+        sampler += f" ({st.get('verifier', 'self-logprob')})"
+    if sampler == "budget_forcing" and st.get("num_wait"):
+        sampler += f" (num_wait={st['num_wait']})"
+    return sampler
+
+
+def load(runs: list[str], common: bool):
     frames = [load_run(r) for r in runs]
-    budgets = {}
-    for r, df in zip(runs, frames):
-        cfg = df.attrs["header"]["config"]
-        for s in set(df["sampler"]):
-            budgets[s] = tuple(cfg["sweep"]["budgets"])
+    configs = [df.attrs["header"]["config"] for df in frames]
     if common:
         ids = set.intersection(*(set(df["problem_id"]) for df in frames))
         frames = [df[df["problem_id"].isin(ids)] for df in frames]
-    return frames, budgets
+    return frames, configs
 
 
 def table(runs: list[str], levels: list[float], common: bool = True) -> pd.DataFrame:
-    frames, budgets = load(runs, common)
+    frames, configs = load(runs, common)
     rows = []
-    for df in frames:
+    for df, cfg in zip(frames, configs):
         for sampler, g in df.groupby("sampler"):
-            s = summarize(g, budgets[sampler])
+            s = summarize(g, tuple(cfg["sweep"]["budgets"]))
             if "level" in s:
                 s = s[s["level"].astype(str) == "all"]
             metric = CURVES.get(sampler)
@@ -64,7 +70,7 @@ def table(runs: list[str], levels: list[float], common: bool = True) -> pd.DataF
             if curve.empty:
                 continue
             f, a = curve["flops_per_problem"].to_numpy(), curve["value"].to_numpy()
-            row = {"strategy": sampler, "metric": metric, "problems": int(curve["n_problems"].iloc[0]),
+            row = {"strategy": label(sampler, cfg), "metric": metric, "problems": int(curve["n_problems"].iloc[0]),
                    "points (budget: GFLOPs -> acc)": "; ".join(
                        f"{int(b)}: {x / 1e9:.2f} -> {y:.3f}" for b, x, y in zip(curve["budget"], f, a))}
             for level in levels:

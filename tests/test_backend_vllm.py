@@ -153,3 +153,14 @@ def test_bad_engine_argument_is_a_one_line_error(vllm_tiny_dir):
     with pytest.raises(TTCError, match="rejected the engine arguments") as e:
         VLLMBackend(vllm_tiny_dir, engine_args={**CPU_ENGINE_ARGS, "no_such_arg": 1})
     assert "\n" not in str(e.value)
+
+
+def test_scoring_methods_match_the_transformers_backend(vb, hf):
+    assert vb.render(CHAT) == hf.render(CHAT) and vb.render("raw") == "raw"
+    assert vb.count_tokens("12 + 30 = 42") == hf.count_tokens("12 + 30 = 42")
+    prefix = vb.render(CHAT) + "12 + 30"
+    n_v, lp_v = vb.continuation_logprobs(prefix, [" = 42", "x", ""])
+    n_h, lp_h = hf.continuation_logprobs(prefix, [" = 42", "x", ""])
+    assert n_v == n_h and [len(x) for x in lp_v] == [len(x) for x in lp_h] == [5, 1, 0]
+    for a, b in zip(lp_v, lp_h):
+        assert a == pytest.approx(b, abs=1e-3)

@@ -59,3 +59,15 @@ def test_vllm_sweep_makes_the_same_kind_of_run_directory_as_hf(vllm_tiny_dir, tm
     assert main([*common, "--backend", "vllm", *engine_flags(CPU_ENGINE_ARGS), "--out", str(tmp_path / "vllm")]) == 0
     assert {p.name: p.read_bytes() for p in (vl / "samples").glob("*.jsonl")} == snapshot
     assert json.loads((vl / "header.json").read_text())["resumed"] == 1
+
+
+@pytest.mark.parametrize("sampler", ["best_of_n", "beam", "budget_forcing"])
+def test_strategies_run_on_vllm(vllm_tiny_dir, tmp_path, sampler):
+    """The strategies beyond repeated sampling use render, count_tokens and continuation_logprobs."""
+    cpu_env()
+    argv = ["--model", vllm_tiny_dir, "--dtype", "float32", "--backend", "vllm", *engine_flags(CPU_ENGINE_ARGS),
+            "--sampler", sampler, "--task", "chain_sum", "--limit", "2", "--budget", "1,2", "--max-tokens", "16",
+            "--no-progress", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    recs = [r for f in sorted((run_dir(tmp_path) / "samples").glob("*.jsonl")) for r in read_jsonl(f)]
+    assert len({r["problem_id"] for r in recs}) == 2 and all(r["sampler"] == sampler for r in recs)

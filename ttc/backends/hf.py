@@ -56,7 +56,7 @@ class HFBackend:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source.path)
             self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch_dtype)
-        except OSError as e:
+        except (OSError, ValueError, KeyError) as e:  # missing files, no hub, unknown architecture
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise TTCError(f"cannot load model {model!r} from {source.path}: {first}") from None
         self.model.to(self.device).eval()

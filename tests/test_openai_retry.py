@@ -23,6 +23,8 @@ from ttc.run import main
 
 SPEC = ModelSpec(n_params_nonembed=1000, n_layer=2, d_model=8, d_attn=8, vocab_size=50, n_params_total=1800)
 SECRET = "sk-test-0123456789abcdef"
+# Long enough that a good answer never times out on a busy machine; a "timeout" fault costs this much.
+TIMEOUT_S = 3.0
 
 
 def reply(seed: int, prompt: str, i: int) -> str:
@@ -51,6 +53,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.max_in_flight = 0
         self.delay = 0.0
         self.auth: list[str | None] = []
+        self.release = threading.Event()  # a "timeout" fault hangs until the client gives up and the test ends
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
@@ -103,7 +106,7 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return
         if fault == "timeout":
-            time.sleep(2.0)
+            srv.release.wait(60)
             return
         with srv.lock:
             srv.in_flight += 1
@@ -164,13 +167,14 @@ def server(tiny_model_dir):
     srv = FakeOpenAI(tiny_model_dir)
     srv.thread.start()
     yield srv
+    srv.release.set()
     srv.shutdown()
     srv.server_close()
 
 
 def backend(srv, **kw) -> OpenAIBackend:
     kw.setdefault("backoff", 0.001)
-    kw.setdefault("timeout", 1.0)
+    kw.setdefault("timeout", TIMEOUT_S)
     return OpenAIBackend(srv.model, srv.url, spec=SPEC, **kw)
 
 
@@ -262,7 +266,7 @@ def test_concurrency_limit_holds(server):
 def sweep_args(srv, out, *extra):
     return ["--backend", "openai", "--base-url", srv.url, "--model", srv.model, "--task", "chain_sum",
             "--limit", "8", "--budget", "1,2,4", "--out", str(out), "--no-progress", "--retries", "3",
-            "--request-timeout", "1", *extra]
+            "--request-timeout", str(TIMEOUT_S), *extra]
 
 
 def shard_records(out: Path) -> list[dict]:

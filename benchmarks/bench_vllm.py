@@ -92,7 +92,7 @@ def main() -> None:
     p.add_argument("--engine-arg", action="append", default=[], help="KEY=VALUE, replaces the CPU defaults")
     args = p.parse_args()
 
-    from ttc.config import RunConfig, SamplingConfig, SweepConfig, parse_engine_args
+    from ttc.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig, parse_engine_args
 
     engine = parse_engine_args(args.engine_arg) if args.engine_arg else CPU_ENGINE
     if not args.engine_arg:
@@ -107,7 +107,7 @@ def main() -> None:
     config = RunConfig(sweep=SweepConfig(tasks=(args.task,), models=(args.model,), budgets=BUDGETS,
                                          limit=args.problems),
                        sampling=SamplingConfig(temperature=args.temperature, max_tokens=args.max_tokens, seed=0),
-                       backend="vllm", engine_args=engine, out=os.path.join(out, "runs"))
+                       backend=BackendConfig(name="vllm", engine_args=engine), out=os.path.join(out, "runs"))
     task = get_task(args.task)
     problems = load_problems(task, args.problems, 0)
     seeds = [problem_seed(0, args.task, "sample", pr.id) for pr in problems]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttc.config import RunConfig, parse_engine_args
+from ttc.config import BackendConfig, RunConfig, parse_engine_args
 from ttc.errors import TTCError
 from ttc.serve import server_flags
 
@@ -21,31 +21,48 @@ def test_engine_args_are_read_as_json_like_literals():
             parse_engine_args(bad)
 
 
+def run(**backend) -> RunConfig:
+    return RunConfig(backend=BackendConfig(**backend))
+
+
 def test_run_id_ignores_where_the_engine_runs_but_not_what_it_samples():
-    base = RunConfig(backend="vllm")
-    placed = RunConfig(backend="vllm", engine_args={"tensor_parallel_size": 4, "gpu_memory_utilization": 0.5},
-                       concurrency=8)
+    base = run(name="vllm")
+    placed = run(name="vllm", engine_args={"tensor_parallel_size": 4, "gpu_memory_utilization": 0.5},
+                 concurrency=8)
     assert placed.run_id == base.run_id
-    assert RunConfig(backend="vllm", engine_args={"quantization": "awq"}).run_id != base.run_id
-    assert RunConfig(backend="vllm", engine_args={"dtype": "float16"}).run_id != base.run_id
-    a = RunConfig(backend="openai", base_url="http://127.0.0.1:8000/v1", api_key_env="KEY")
-    b = RunConfig(backend="openai", base_url="http://10.0.0.2:9000/v1", retries=2, request_timeout=5)
+    assert run(name="vllm", engine_args={"quantization": "awq"}).run_id != base.run_id
+    assert run(name="vllm", engine_args={"dtype": "float16"}).run_id != base.run_id
+    a = run(name="openai", base_url="http://127.0.0.1:8000/v1", api_key_env="KEY")
+    b = run(name="openai", base_url="http://10.0.0.2:9000/v1", retries=2, request_timeout=5)
     assert a.run_id == b.run_id != base.run_id
-    assert RunConfig().run_id == RunConfig(backend="hf", engine_args={}).run_id
+    assert RunConfig().run_id == run(name="hf", engine_args={}).run_id
     assert RunConfig.from_dict(placed.to_dict()) == placed
+
+
+def test_headers_of_the_flat_layout_still_load_with_the_same_run_id():
+    flat = {"sweep": {"tasks": ["chain_sum"], "models": ["smollm2-135m"], "samplers": ["sample"],
+                      "budgets": [1, 2, 4, 8, 16], "limit": 20},
+            "sampling": {"temperature": 0.7, "top_p": 1.0, "max_tokens": 256, "seed": 0},
+            "backend": "vllm", "dtype": "auto", "out": "runs", "engine_args": {"max_model_len": 2048},
+            "base_url": None, "api_key_env": None, "serve": False, "request_timeout": 600.0, "retries": 8,
+            "concurrency": 4}
+    config = RunConfig.from_dict(flat)
+    assert config.backend == BackendConfig(name="vllm", engine_args={"max_model_len": 2048}, concurrency=4)
+    assert config.run_id == "chain_sum-smollm2-135m-sample-182af1be70"  # the id this header was written under
 
 
 @pytest.mark.parametrize("kwargs, msg", [
     (dict(engine_args={"tensor_parallel_size": 2}), "applies to --backend vllm"),
-    (dict(backend="openai", base_url="http://x/v1", engine_args={"a": 1}), "needs --serve"),
-    (dict(backend="openai", base_url="http://x/v1", serve=True), "not both"),
-    (dict(backend="vllm", engine_args={"bad key": 1}), "Python identifier"),
-    (dict(backend="openai", base_url="http://x/v1", request_timeout=0), "--request-timeout"),
-    (dict(backend="openai", base_url="http://x/v1", retries=-1), "--retries"),
+    (dict(name="openai", base_url="http://x/v1", engine_args={"a": 1}), "needs --serve"),
+    (dict(name="openai", base_url="http://x/v1", serve=True), "not both"),
+    (dict(name="vllm", engine_args={"bad key": 1}), "Python identifier"),
+    (dict(name="openai", base_url="http://x/v1", request_timeout=0), "--request-timeout"),
+    (dict(name="openai", base_url="http://x/v1", retries=-1), "--retries"),
+    (dict(dtype="fp8"), "--dtype must be one of"),
 ])
 def test_bad_backend_options(kwargs, msg):
     with pytest.raises(TTCError, match=msg):
-        RunConfig(**kwargs)
+        BackendConfig(**kwargs)
 
 
 def test_engine_args_become_server_flags():

@@ -48,7 +48,7 @@ def test_vllm_sweep_makes_the_same_kind_of_run_directory_as_hf(vllm_tiny_dir, tm
     identity = header["models"][vllm_tiny_dir]["identity"]
     assert identity["backend"] == "vllm" and identity["vllm_version"]
     assert identity["engine_args"]["enforce_eager"] is True and identity["engine_args"]["enable_prefix_caching"]
-    assert header["config"]["engine_args"] == CPU_ENGINE_ARGS
+    assert header["config"]["backend"]["engine_args"] == CPU_ENGINE_ARGS
     assert header["models"][vllm_tiny_dir]["spec"] == json.loads((hf / "header.json").read_text())[
         "models"][vllm_tiny_dir]["spec"]
 

@@ -288,7 +288,7 @@ def test_sweep_survives_a_flaky_server(server, tmp_path, monkeypatch):
     header = json.loads((run / "header.json").read_text())
     identity = header["models"][server.model]["identity"]
     assert identity["backend"] == "openai" and identity["base_url"] == server.url
-    assert header["config"]["base_url"] == server.url
+    assert header["config"]["backend"]["base_url"] == server.url
 
 
 def test_a_dead_server_loses_no_finished_work_and_the_rerun_resumes(server, tmp_path, monkeypatch, capsys):

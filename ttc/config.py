@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from ttc.errors import TTCError
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-RUNTIME_FIELDS = ("base_url", "api_key_env", "serve", "request_timeout", "retries", "concurrency")
 # vLLM engine arguments that place the model on hardware without changing what it samples: left out of
 # the run id, so a run that ran out of memory resumes with a smaller gpu_memory_utilization or more GPUs.
 PLACEMENT_ENGINE_ARGS = frozenset({
@@ -110,16 +109,17 @@ class StrategyConfig:
             raise TTCError(f"--think-budget must be strictly increasing positive integers, got {b}")
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything one ``python -m ttc.run`` invocation needs."""
+BACKEND_FIELDS = ("name", "dtype", "engine_args", "base_url", "api_key_env", "serve", "request_timeout", "retries",
+                  "concurrency")
 
-    sweep: SweepConfig = field(default_factory=SweepConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    backend: str = "hf"
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Which engine generates (``--backend``, ``--dtype``, ``--engine-arg``) and how it is reached and driven
+    (server URL, key, retries, requests in flight); only the first part changes what is generated."""
+
+    name: str = "hf"  # hf (transformers) | vllm (offline engine) | openai (an OpenAI-compatible server)
     dtype: str = "auto"
-    out: str = "runs"
     # vllm (and openai --serve): keyword arguments passed through to vllm.LLM / the vLLM server.
     engine_args: dict = field(default_factory=dict)
     # openai: where the server is, the environment variable holding its key (never the key itself).
@@ -134,17 +134,14 @@ class RunConfig:
     def __post_init__(self):
         if self.dtype not in DTYPES:
             raise TTCError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        self._check_backend_options()
-
-    def _check_backend_options(self):
         for key in self.engine_args:
             if not ENGINE_ARG_KEY.match(key):
                 raise TTCError(f"--engine-arg name must be a Python identifier like max_model_len, got {key!r}")
-        if self.engine_args and self.backend not in ("vllm", "openai"):
+        if self.engine_args and self.name not in ("vllm", "openai"):
             raise TTCError("--engine-arg applies to --backend vllm (or openai with --serve)")
-        if self.engine_args and self.backend == "openai" and not self.serve:
+        if self.engine_args and self.name == "openai" and not self.serve:
             raise TTCError("--engine-arg with --backend openai needs --serve (a remote server has its own)")
-        if self.backend == "openai":
+        if self.name == "openai":
             if self.serve and self.base_url:
                 raise TTCError("give either --base-url or --serve, not both")
             if not self.serve and not self.base_url:
@@ -163,36 +160,51 @@ class RunConfig:
         if self.concurrency is not None and self.concurrency < 1:
             raise TTCError(f"--concurrency must be a positive integer, got {self.concurrency}")
 
+    def identity(self) -> dict:
+        """What changes the generated text: the engine, its dtype and the engine arguments that are not
+        about placement. Empty engine arguments are left out, so ids stay the same as before they existed."""
+        d = {"backend": self.name, "dtype": self.dtype}
+        engine = {k: v for k, v in self.engine_args.items() if k not in PLACEMENT_ENGINE_ARGS}
+        if engine:
+            d["engine_args"] = engine
+        return d
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one ``python -m ttc.run`` invocation needs."""
+
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    out: str = "runs"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        sweep = {k: tuple(v) if isinstance(v, list) else v for k, v in d["sweep"].items()}
-        return cls(
-            sweep=SweepConfig(**sweep),
-            sampling=SamplingConfig(**d["sampling"]),
-            strategy=StrategyConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                       for k, v in d.get("strategy", {}).items()}),
-            backend=d["backend"],
-            dtype=d["dtype"],
-            out=d["out"],
-            **{k: d[k] for k in RUNTIME_FIELDS + ("engine_args",) if k in d},
-        )
+        """The inverse of ``to_dict``; also reads headers written before the backend settings were grouped."""
+        def tuples(section: dict) -> dict:
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+
+        backend = d["backend"]
+        if not isinstance(backend, dict):  # the flat layout: backend name, dtype and server settings at top level
+            backend = {"name": backend, **{k: d[k] for k in BACKEND_FIELDS[1:] if k in d}}
+        return cls(sweep=SweepConfig(**tuples(d["sweep"])), sampling=SamplingConfig(**d["sampling"]),
+                   strategy=StrategyConfig(**tuples(d.get("strategy", {}))),
+                   backend=BackendConfig(**backend), out=d["out"])
 
     def identity(self) -> dict:
-        """The part of the config that determines what is generated (the output dir does not)."""
-        d = self.to_dict()
-        d.pop("out")
-        if d["sweep"].get("data_file") is None:  # absent when unset, so earlier runs keep their ids
-            d["sweep"].pop("data_file", None)
-        for k in RUNTIME_FIELDS:  # how to reach and drive the engine, not what it generates
-            d.pop(k)
-        engine = {k: v for k, v in d.pop("engine_args").items() if k not in PLACEMENT_ENGINE_ARGS}
-        if engine:  # absent when empty, so runs from before engine args existed keep their ids
-            d["engine_args"] = engine
-        if self.strategy == StrategyConfig():  # runs that set no strategy flag keep their earlier ids
-            d.pop("strategy")
+        """The part of the config that determines what is generated (the output dir and how the engine is
+        reached do not). Its layout is kept as it was first written, so run ids of earlier runs still hold."""
+        d = {"sweep": dataclasses.asdict(self.sweep), "sampling": dataclasses.asdict(self.sampling)}
+        if self.sweep.data_file is None:  # absent when unset, so earlier runs keep their ids
+            d["sweep"].pop("data_file")
+        if self.strategy != StrategyConfig():  # runs that set no strategy flag keep their earlier ids
+            d["strategy"] = dataclasses.asdict(self.strategy)
+        d.update(self.backend.identity())
         return d
 
     def config_hash(self) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ttc.config import (RunConfig, SamplingConfig, StrategyConfig, SweepConfig, parse_budgets, parse_engine_args,
-                        parse_names)
+from ttc.config import (BackendConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig, parse_budgets,
+                        parse_engine_args, parse_names)
 from ttc.errors import TTCError
 
 DEFAULTS = RunConfig()
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=s.temperature, help="sampling temperature (0 = greedy)")
     p.add_argument("--top-p", type=float, default=s.top_p, help="nucleus sampling threshold")
     p.add_argument("--max-tokens", type=int, default=s.max_tokens, help="maximum generated tokens per completion")
-    p.add_argument("--backend", default=DEFAULTS.backend,
+    p.add_argument("--backend", default=DEFAULTS.backend.name,
                    help="inference backend: hf (transformers), vllm (offline vLLM engine), or openai "
                         "(any OpenAI-compatible server: vLLM, SGLang, llama.cpp, a hosted endpoint)")
     p.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -54,12 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="openai: start a local vLLM server on 127.0.0.1 for the model and stop it at the end")
     p.add_argument("--concurrency", type=int, default=None,
                    help="problems in flight at once (default: 1 for hf, 256 for vllm, 16 for openai)")
-    p.add_argument("--request-timeout", type=float, default=DEFAULTS.request_timeout,
+    p.add_argument("--request-timeout", type=float, default=DEFAULTS.backend.request_timeout,
                    help="openai: seconds before a request is abandoned and retried")
-    p.add_argument("--retries", type=int, default=DEFAULTS.retries,
+    p.add_argument("--retries", type=int, default=DEFAULTS.backend.retries,
                    help="openai: retries of a request after 429/5xx, timeouts and dropped connections")
     add_strategy_args(p)
-    p.add_argument("--dtype", default=DEFAULTS.dtype,
+    p.add_argument("--dtype", default=DEFAULTS.backend.dtype,
                    help="weights dtype: auto (float32 on CPU, bfloat16 on GPU), bfloat16, float16, float32")
     p.add_argument("--out", default=DEFAULTS.out, help="directory that holds run directories")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -111,10 +111,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                                 seed=args.seed),
         strategy=strategy_from_args(args),
-        backend=args.backend, dtype=args.dtype, out=args.out,
-        engine_args=parse_engine_args(args.engine_arg), base_url=args.base_url, api_key_env=args.api_key_env,
-        serve=args.serve, concurrency=args.concurrency, request_timeout=args.request_timeout,
-        retries=args.retries)
+        backend=BackendConfig(name=args.backend, dtype=args.dtype, engine_args=parse_engine_args(args.engine_arg),
+                              base_url=args.base_url, api_key_env=args.api_key_env, serve=args.serve,
+                              concurrency=args.concurrency, request_timeout=args.request_timeout,
+                              retries=args.retries),
+        out=args.out)
 
 
 def print_summary(summary_path) -> None:

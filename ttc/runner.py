@@ -149,7 +149,7 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
                 todo += [(model, tname, sname, p) for p in problems[tname] if p.id not in done]
 
     samplers = {name: configure_sampler(get_sampler(name), config) for name in sweep.samplers}
-    factory = backend_factory or (lambda m, c: make_backend(c.backend, m, c))
+    factory = backend_factory or (lambda m, c: make_backend(c.backend.name, m, c))
     bar = tqdm(total=len(todo), desc="problems", unit="problem", disable=not progress, dynamic_ncols=True)
     tokens, started = 0, time.perf_counter()
     backend = None

@@ -1,4 +1,6 @@
-"""Backend registry: a plain dict from ``--backend`` name to a factory ``(model, RunConfig) -> Backend``."""
+"""Backend registry: a plain dict from ``--backend`` name to a factory ``(model, RunConfig) -> Backend``.
+
+A factory reads ``config.backend`` (a ``BackendConfig``); ``openai --serve`` also reads where the run lives."""
 
 from __future__ import annotations
 
@@ -9,31 +11,31 @@ from ttc.errors import TTCError
 def _hf(model: str, config):
     from ttc.backends.hf import HFBackend
 
-    return HFBackend(model, dtype=config.dtype)
+    return HFBackend(model, dtype=config.backend.dtype)
 
 
 def _vllm(model: str, config):
     from ttc.backends.vllm import VLLMBackend
 
-    return VLLMBackend(model, dtype=config.dtype, engine_args=config.engine_args,
-                       concurrency=config.concurrency)
+    b = config.backend
+    return VLLMBackend(model, dtype=b.dtype, engine_args=b.engine_args, concurrency=b.concurrency)
 
 
 def _openai(model: str, config):
     from ttc.backends.openai import OpenAIBackend
 
-    kwargs = dict(api_key_env=config.api_key_env, timeout=config.request_timeout, retries=config.retries,
-                  concurrency=config.concurrency)
-    if not config.serve:
-        return OpenAIBackend(model, config.base_url, **kwargs)
+    b = config.backend
+    kwargs = dict(api_key_env=b.api_key_env, timeout=b.request_timeout, retries=b.retries, concurrency=b.concurrency)
+    if not b.serve:
+        return OpenAIBackend(model, b.base_url, **kwargs)
     from pathlib import Path
 
     from ttc.models import resolve_model
     from ttc.serve import LocalServer
 
-    engine_args = dict(config.engine_args)
-    if config.dtype != "auto":
-        engine_args.setdefault("dtype", config.dtype)
+    engine_args = dict(b.engine_args)
+    if b.dtype != "auto":
+        engine_args.setdefault("dtype", b.dtype)
     server = LocalServer(resolve_model(model).path, model, engine_args,
                          Path(config.out) / config.run_id / "server.log").start()
     try:

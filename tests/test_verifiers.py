@@ -69,46 +69,34 @@ def llama_config(vocab, **kw):
                        bos_token_id=1, eos_token_id=2, pad_token_id=2, **kw)
 
 
-@pytest.fixture(scope="module")
-def orm_dir(tmp_path_factory):
+def save_tiny(path, cls_name: str, seed: int, template: str, extra_specials=(), **config) -> str:
+    """A random-weight Llama of the given head class with the character tokenizer, saved under ``path``."""
     import torch
-    from transformers import LlamaForSequenceClassification
+    import transformers
 
-    path = tmp_path_factory.mktemp("orm")
-    tok, v = tokenizer()
-    tok.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
-    LlamaForSequenceClassification(llama_config(v, num_labels=1)).save_pretrained(path)
+    tok, v = tokenizer(extra_specials)
+    tok.chat_template = template
+    torch.manual_seed(seed)
+    getattr(transformers, cls_name)(llama_config(v, **config)).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def orm_dir(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("orm"), "LlamaForSequenceClassification", 0, CHAT_TEMPLATE,
+                     num_labels=1)
 
 
 @pytest.fixture(scope="module")
 def token_prm_dir(tmp_path_factory):
-    import torch
-    from transformers import LlamaForTokenClassification
-
-    path = tmp_path_factory.mktemp("prm")
-    tok, v = tokenizer(["<extra_0>"])
-    tok.chat_template = PRM_CHAT
-    torch.manual_seed(1)
-    LlamaForTokenClassification(llama_config(v, num_labels=2)).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return save_tiny(tmp_path_factory.mktemp("prm"), "LlamaForTokenClassification", 1, PRM_CHAT, ["<extra_0>"],
+                     num_labels=2)
 
 
 @pytest.fixture(scope="module")
 def lm_prm_dir(tmp_path_factory):
-    import torch
-    from transformers import LlamaForCausalLM
-
-    path = tmp_path_factory.mktemp("prm-lm")
-    tok, v = tokenizer()
-    tok.chat_template = PRM_CHAT
-    torch.manual_seed(2)
-    LlamaForCausalLM(llama_config(v)).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return save_tiny(tmp_path_factory.mktemp("prm-lm"), "LlamaForCausalLM", 2, PRM_CHAT)
 
 
 SOLUTION = "3+4 is 7.\n\nso the answer is \\boxed{7}"

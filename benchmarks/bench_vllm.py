@@ -100,7 +100,8 @@ def main() -> None:
             os.environ.setdefault(k, v)
 
     from tasks import get_task, load_problems
-    from ttc.backends.vllm import VLLMBackend, encode
+    from ttc.backends.base import encode_prompt
+    from ttc.backends.vllm import VLLMBackend
     from ttc.runner import problem_seed
 
     out = tempfile.mkdtemp(prefix="bench-vllm-")
@@ -133,7 +134,7 @@ def main() -> None:
     prompts = [{"prompt_token_ids": tok.apply_chat_template(task.prompt(pr), add_generation_prompt=True,
                                                             tokenize=True, return_dict=True)["input_ids"]}
                for pr in problems]
-    assert [pr["prompt_token_ids"] for pr in prompts] == [encode(backend.tokenizer, task.prompt(pr))
+    assert [pr["prompt_token_ids"] for pr in prompts] == [encode_prompt(backend.tokenizer, task.prompt(pr))
                                                           for pr in problems]
     for _ in range(args.warmup):  # untimed passes at full size: the first big batches are much slower
         plain_pass(llm, prompts, seeds, n, args)

@@ -57,6 +57,12 @@ def tiny_model_dir(tmp_path_factory):
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny-llama")))
 
 
+@pytest.fixture(scope="session")
+def vllm_tiny_dir(tmp_path_factory):
+    # vLLM's CPU attention needs a head size of at least 32: 4 heads of 32.
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny-llama-vllm"), d_model=128))
+
+
 def scripted(answer_for: dict[str, list[str]] | None = None):
     """A fake-backend script: for a prompt containing key k, pick uniformly from answer_for[k]."""
     answer_for = answer_for or {}

@@ -67,6 +67,34 @@ def test_stop_strings_and_logprobs(backend):
         assert all(lp <= 0 for lp in c.logprobs)
 
 
+def test_a_late_stop_string_cuts_where_full_decoding_would(backend):
+    """One sample with a two-character stop string that first appears well past the decoded tail window:
+    the same tokens as without the stop, cut at the first occurrence."""
+    free = backend.sample(backend.encode(MSG), GenParams(temperature=1.0, max_tokens=80, seed=5), n=1)[0]
+    late = [free.text[i:i + 2] for i in range(16, len(free.text) - 1)
+            if free.text[i:i + 2].strip() and free.text[i:i + 2] not in free.text[:i + 1]]
+    assert late, f"no late two-character string in {free.text!r}"
+    cut = backend.sample(backend.encode(MSG), GenParams(temperature=1.0, max_tokens=80, seed=5, stop=(late[0],)),
+                         n=1)[0]
+    assert cut.stop_reason == late[0] and cut.finish_reason == "stop"
+    assert cut.text == free.text[: free.text.index(late[0])]
+
+
+def test_a_rendered_prompt_that_starts_with_bos_gets_one_bos(tiny_model_dir):
+    """Llama-3 style: the template writes BOS and the tokenizer adds one to plain text too."""
+    from tokenizers.processors import TemplateProcessing
+
+    backend = HFBackend(tiny_model_dir, dtype="float32")
+    tok = backend.tokenizer
+    tok.chat_template = tok.bos_token + tok.chat_template
+    tok.backend_tokenizer.post_processor = TemplateProcessing(single=f"{tok.bos_token} $A",
+                                                              special_tokens=[(tok.bos_token, tok.bos_token_id)])
+    assert tok("x")["input_ids"][0] == tok.bos_token_id
+    ids = backend.encode(MSG)
+    assert ids[0] == tok.bos_token_id != ids[1]
+    assert backend.encode(backend.render(MSG)) == ids
+
+
 def test_top_p_keeps_the_nucleus():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     gen = torch.Generator().manual_seed(0)

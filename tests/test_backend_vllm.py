@@ -11,7 +11,6 @@ import threading
 
 import pytest
 
-from conftest import build_tiny_model
 from ttc.backends.base import GenParams
 
 pytestmark = pytest.mark.vllm
@@ -29,12 +28,6 @@ OTHER = [{"role": "user", "content": "(4 * 5) - 7 = ?"}]
 def cpu_env() -> None:
     for k, v in CPU_ENV.items():
         os.environ.setdefault(k, v)
-
-
-@pytest.fixture(scope="session")
-def vllm_tiny_dir(tmp_path_factory):
-    # vLLM's CPU attention needs a head size of at least 32: 4 heads of 32.
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny-llama-vllm"), d_model=128))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_jsonl
-from test_backend_vllm import CPU_ENGINE_ARGS, cpu_env, vllm_tiny_dir  # noqa: F401 (a fixture)
+from test_backend_vllm import CPU_ENGINE_ARGS, cpu_env
 from ttc.run import main
 
 pytestmark = pytest.mark.vllm

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import read_jsonl
 from ttc.backends.base import GenParams
-from ttc.backends.openai import HTTPClient, OpenAIBackend, parse_response
+from ttc.backends.openai import OpenAIBackend, parse_response
 from ttc.errors import TTCError
 from ttc.flops import ModelSpec
 from ttc.run import main

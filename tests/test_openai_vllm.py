@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_jsonl
-from test_backend_vllm import CHAT, OTHER, vllm_tiny_dir  # noqa: F401 (a fixture)
+from test_backend_vllm import CHAT, OTHER
 from ttc.backends.base import GenParams
 from ttc.run import main
 

@@ -12,6 +12,29 @@ Message = dict  # {"role": ..., "content": ...}
 Prompt = Union[str, list[Message]]  # a raw string, or chat messages rendered with the model's template
 
 
+def render_prompt(tokenizer, prompt: Prompt) -> str:
+    """The text a model reads: chat messages through the tokenizer's chat template, generation prefix included;
+    without a template the messages are joined by blank lines."""
+    if isinstance(prompt, str):
+        return prompt
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    return "\n\n".join(m["content"] for m in prompt)
+
+
+def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:
+    """Token ids of a prompt, the same on every backend that tokenizes locally. A text that already starts with
+    BOS (a rendered Llama-3 template, say) keeps one BOS, not two."""
+    if not isinstance(prompt, str) and tokenizer.chat_template:
+        return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"])
+    ids = tokenizer(render_prompt(tokenizer, prompt))["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
+        ids = ids[1:]
+    return ids
+
+
 @dataclass(frozen=True)
 class GenParams:
     """Sampling parameters, named as in vLLM's ``SamplingParams``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ttc.backends.base import GenParams, ModelInfo, Prompt
+from ttc.backends.base import GenParams, ModelInfo, Prompt, encode_prompt, render_prompt
 from ttc.errors import TTCError
 from ttc.flops import ModelSpec
 from ttc.models import resolve_model
@@ -76,26 +76,14 @@ class HFBackend:
                               identity=identity)
 
     def encode(self, prompt: Prompt) -> list[int]:
-        tok = self.tokenizer
-        if isinstance(prompt, str):
-            return tok(prompt)["input_ids"]
-        if tok.chat_template:
-            ids = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                          return_dict=True)["input_ids"]
-            return list(ids)
-        return tok("\n\n".join(m["content"] for m in prompt))["input_ids"]
+        return encode_prompt(self.tokenizer, prompt)
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
         return [self.sample(self.encode(p), params, n) for p in prompts]
 
     def render(self, prompt: Prompt) -> str:
         """The prompt as the text ``encode`` reads: the chat template applied, generation prefix included."""
-        tok = self.tokenizer
-        if isinstance(prompt, str):
-            return prompt
-        if tok.chat_template:
-            return tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-        return "\n\n".join(m["content"] for m in prompt)
+        return render_prompt(self.tokenizer, prompt)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -172,6 +160,13 @@ class HFBackend:
                 for r in range(n)]
 
     def _hit_stop(self, toks: list[int], stop: tuple[str, ...], texts: list, r: int, stops: list) -> bool:
+        # A stop string that the newest token completes lies in the last few tokens: look there first
+        # (4 tokens per character covers byte-level pieces), so a step costs the same however long the text.
+        tail = 4 * max(map(len, stop)) + 4
+        if len(toks) > tail:
+            text = self.tokenizer.decode(toks[-tail:], skip_special_tokens=True)
+            if not any(s in text for s in stop):
+                return False
         text = self.tokenizer.decode(toks, skip_special_tokens=True)
         for s in stop:
             if s in text:

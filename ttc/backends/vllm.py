@@ -32,7 +32,7 @@ import queue
 import threading
 from concurrent.futures import Future, TimeoutError
 
-from ttc.backends.base import GenParams, ModelInfo, Prompt
+from ttc.backends.base import GenParams, ModelInfo, Prompt, encode_prompt, render_prompt
 from ttc.errors import TTCError
 from ttc.flops import ModelSpec
 from ttc.models import resolve_model
@@ -48,16 +48,6 @@ def engine_kwargs(path: str, dtype: str, engine_args: dict) -> dict:
         kwargs["dtype"] = dtype
     kwargs.update(engine_args)
     return kwargs
-
-
-def encode(tokenizer, prompt: Prompt) -> list[int]:
-    """Token ids of a prompt, exactly as the transformers backend builds them."""
-    if isinstance(prompt, str):
-        return tokenizer(prompt)["input_ids"]
-    if tokenizer.chat_template:
-        return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                                  return_dict=True)["input_ids"])
-    return tokenizer("\n\n".join(m["content"] for m in prompt))["input_ids"]
 
 
 def sampling_params(params: GenParams, n: int):
@@ -210,7 +200,7 @@ class VLLMBackend:
         sp = sampling_params(params, n // repeat)
         futures = []
         for p in prompts:
-            ids = encode(self.tokenizer, p)
+            ids = encode_prompt(self.tokenizer, p)
             if not ids:
                 raise TTCError("empty prompt")
             futures.append(self.loop.submit({"prompt_token_ids": ids}, sp.clone()))
@@ -219,11 +209,7 @@ class VLLMBackend:
     # What the strategies beyond repeated sampling need (``ScoringBackend``), as the transformers backend.
     def render(self, prompt: Prompt) -> str:
         """The text the model reads: chat messages through the chat template, generation prefix included."""
-        if isinstance(prompt, str):
-            return prompt
-        if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-        return "\n\n".join(m["content"] for m in prompt)
+        return render_prompt(self.tokenizer, prompt)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -234,7 +220,7 @@ class VLLMBackend:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        ids = encode(self.tokenizer, prefix)
+        ids = encode_prompt(self.tokenizer, prefix)
         if not ids:
             raise TTCError("empty prefix")
         conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]

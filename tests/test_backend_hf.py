@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ttc.backends.base import GenParams
-from ttc.backends.hf import HFBackend, sample_next
+from ttc.backends import hf as hf_module
+from ttc.backends.hf import HFBackend, resolve_dtype, sample_next
 from ttc.errors import TTCError
 
 MSG = [{"role": "user", "content": "what is 1+2?"}]
@@ -93,6 +94,15 @@ def test_a_rendered_prompt_that_starts_with_bos_gets_one_bos(tiny_model_dir):
     ids = backend.encode(MSG)
     assert ids[0] == tok.bos_token_id != ids[1]
     assert backend.encode(backend.render(MSG)) == ids
+
+
+def test_auto_dtype_is_bfloat16_where_the_hardware_computes_it(monkeypatch):
+    monkeypatch.setattr(hf_module, "cpu_has_bf16", lambda: False)
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("auto", "cuda:0") == torch.bfloat16
+    monkeypatch.setattr(hf_module, "cpu_has_bf16", lambda: True)
+    assert resolve_dtype("auto", "cpu") == torch.bfloat16
+    assert resolve_dtype("float16", "cpu") == torch.float16
 
 
 def test_top_p_keeps_the_nucleus():

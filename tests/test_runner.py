@@ -99,6 +99,30 @@ def test_resume_after_crash_matches_uninterrupted(tmp_path):
     assert json.loads((resumed.root / "header.json").read_text())["resumed"] == 1
 
 
+def test_resume_with_other_weights_or_dtype_is_refused(tmp_path):
+    def with_identity(**identity):
+        def factory(model, cfg):
+            b = FakeBackend(scripted(), fail_after=3)
+            b.info.identity.update(identity)
+            return b
+        return factory
+
+    with pytest.raises(TTCError, match="re-run to resume"):
+        run_sweep(config(tmp_path), backend_factory=with_identity(dtype="bfloat16", gguf_sha256="ab"),
+                  progress=False)
+    for other, msg in (({"dtype": "float32", "gguf_sha256": "ab"}, "dtype=bfloat16, this machine gives "
+                        "dtype=float32: resume it on hardware where --dtype auto gives that"),
+                       ({"dtype": "bfloat16", "gguf_sha256": "cd"}, "gguf_sha256=ab")):
+        with pytest.raises(TTCError, match=msg):
+            run_sweep(config(tmp_path), backend_factory=with_identity(**other), progress=False)
+    (run,) = tmp_path.iterdir()
+    assert load_run(run)["problem_id"].nunique() == 3  # nothing lost, nothing mixed in
+    with pytest.raises(TTCError, match="re-run to resume"):  # the same weights and dtype resume
+        run_sweep(config(tmp_path), backend_factory=with_identity(dtype="bfloat16", gguf_sha256="ab"),
+                  progress=False)
+    assert load_run(run)["problem_id"].nunique() == 6
+
+
 def test_complete_run_does_not_load_the_model(tmp_path):
     run_sweep(config(tmp_path), backend_factory=fake(), progress=False)
 

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="openai: retries of a request after 429/5xx, timeouts and dropped connections")
     add_strategy_args(p)
     p.add_argument("--dtype", default=DEFAULTS.backend.dtype,
-                   help="weights dtype: auto (float32 on CPU, bfloat16 on GPU), bfloat16, float16, float32")
+                   help="weights dtype: auto (bfloat16 on GPUs and on CPUs with native bfloat16, else float32), "
+                        "bfloat16, float16, float32")
     p.add_argument("--out", default=DEFAULTS.out, help="directory that holds run directories")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p

@@ -132,6 +132,22 @@ def close_backend(backend) -> None:
         close()
 
 
+# What fixes the numbers a model computes: its weights (file hash, checkpoint fingerprint, hub revision) and
+# the dtype it runs in. A resumed run must match on every one of them that both sides record.
+SAME_WEIGHTS_KEYS = ("gguf_sha256", "fingerprint_sha256", "revision", "backend", "dtype")
+
+
+def check_same_weights(before: dict | None, now: dict, model: str) -> None:
+    """``TTCError`` if a run's stored records of ``model`` came from other weights or another dtype."""
+    was = (before or {}).get("identity") or {}
+    for key in SAME_WEIGHTS_KEYS:
+        if key in was and key in now and was[key] != now[key]:
+            # --dtype is part of the run id: naming another one starts a new run, it cannot resume this one
+            where = "on hardware where --dtype auto gives that" if key == "dtype" else "with those weights"
+            raise TTCError(f"this run's records of {model} were generated with {key}={was[key]}, this machine "
+                           f"gives {key}={now[key]}: resume it {where}, or give another --out to start a new run")
+
+
 def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
               progress: bool = True) -> RunStore:
     """Run (or resume) the sweep described by ``config``; return its store with summary and curve written."""
@@ -141,11 +157,12 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
     tasks = {name: get_task(name) for name in sweep.tasks}
     problems = {name: load_problems(t, sweep.limit, samp.seed, sweep.data_file) for name, t in tasks.items()}
 
-    todo = []  # (model, task, sampler, problem) still to generate
+    todo, todo_all = [], []  # (model, task, sampler, problem): still to generate, and all of them
     for model in sweep.models:
         for tname in sweep.tasks:
             for sname in sweep.samplers:
                 done = store.shard(tname, model, sname).scan(repair=True)
+                todo_all += [(model, tname, sname, p) for p in problems[tname]]
                 todo += [(model, tname, sname, p) for p in problems[tname] if p.id not in done]
 
     samplers = {name: configure_sampler(get_sampler(name), config) for name in sweep.samplers}
@@ -179,6 +196,8 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
             close_backend(backend)  # free the previous model before loading the next
             backend = None
             backend = factory(model, config)
+            if len(items) < sum(1 for item in todo_all if item[0] == model):  # resuming this model's records
+                check_same_weights(store.header().get("models", {}).get(model), backend.info.identity, model)
             store.update_header(models={model: {"source": backend.info.source,
                                                 "identity": backend.info.identity,
                                                 "spec": dataclasses.asdict(backend.info.spec)}})

@@ -9,6 +9,8 @@ decoding reproduces ``model.generate`` token for token (tested).
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from ttc.backends.base import GenParams, ModelInfo, Prompt, encode_prompt, render_prompt
@@ -18,11 +20,22 @@ from ttc.models import resolve_model
 from ttc.records import Completion
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX, Arm BF16), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:  # not Linux: no way to tell, so the safe choice
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """``auto``: bfloat16 on GPUs and on CPUs with native bfloat16, float32 on other CPUs. Measured with
+    benchmarks/bench_generate.py on 2 cores with AVX512-BF16: bfloat16 2.5x float32 at n=16; CPUs without it
+    emulate bfloat16 and are slower in it."""
     if dtype == "auto":
-        # Measured on 2 CPU cores (benchmarks/bench_generate.py): float32 beats bfloat16 at the batch
-        # sizes a sweep uses (n <= 32); GPUs want bfloat16.
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        return torch.bfloat16 if device.startswith("cuda") or cpu_has_bf16() else torch.float32
     return getattr(torch, dtype)
 
 
@@ -68,6 +81,9 @@ class HFBackend:
         if not eos:
             raise TTCError(f"model {model!r} defines no end-of-sequence token")
         self.eos_ids = eos
+        # transformers renamed forward's ``past_key_values`` to ``cache`` (5.24; the old name goes in 5.40)
+        forward_args = inspect.signature(self.model.forward).parameters
+        self.cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         identity = dict(source.identity)
         identity.update(backend="hf", dtype=str(torch_dtype).removeprefix("torch."), device=self.device,
                         model_type=cfg.model_type,
@@ -119,7 +135,7 @@ class HFBackend:
             raise TTCError("empty prompt")
         gen = torch.Generator(device=self.device).manual_seed(params.seed)
         cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=torch.tensor([ids], device=self.device), past_key_values=cache,
+        out = self.model(input_ids=torch.tensor([ids], device=self.device), **{self.cache_arg: cache},
                          use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1, :].float().expand(n, -1)
         cache.batch_repeat_interleave(n)
@@ -154,7 +170,8 @@ class HFBackend:
                 cache.batch_select_indices(idx)
                 nxt = nxt[idx]
                 rows = [rows[j] for j in keep]
-            logits = self.model(input_ids=nxt[:, None], past_key_values=cache, use_cache=True).logits[:, -1, :].float()
+            logits = self.model(input_ids=nxt[:, None], **{self.cache_arg: cache},
+                                use_cache=True).logits[:, -1, :].float()
         return [self._completion(tokens[r], len(ids), finish[r], texts[r], logps[r] if params.logprobs else None,
                                  stops[r])
                 for r in range(n)]

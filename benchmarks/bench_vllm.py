@@ -90,6 +90,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed full-size plain passes first")
     p.add_argument("--hf-problems", type=int, default=2, help="0 skips the transformers backend row")
     p.add_argument("--engine-arg", action="append", default=[], help="KEY=VALUE, replaces the CPU defaults")
+    p.add_argument("--dtype", default="auto", help="as ttc.run --dtype (auto: float32 on CPUs without bfloat16)")
     args = p.parse_args()
 
     from ttc.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig, parse_engine_args
@@ -108,7 +109,8 @@ def main() -> None:
     config = RunConfig(sweep=SweepConfig(tasks=(args.task,), models=(args.model,), budgets=BUDGETS,
                                          limit=args.problems),
                        sampling=SamplingConfig(temperature=args.temperature, max_tokens=args.max_tokens, seed=0),
-                       backend=BackendConfig(name="vllm", engine_args=engine), out=os.path.join(out, "runs"))
+                       backend=BackendConfig(name="vllm", dtype=args.dtype, engine_args=engine),
+                       out=os.path.join(out, "runs"))
     task = get_task(args.task)
     problems = load_problems(task, args.problems, 0)
     seeds = [problem_seed(0, args.task, "sample", pr.id) for pr in problems]
@@ -118,7 +120,7 @@ def main() -> None:
         from ttc.backends.base import GenParams
         from ttc.backends.hf import HFBackend
 
-        hf = HFBackend(args.model)
+        hf = HFBackend(args.model, dtype=args.dtype)
         params = [GenParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=s) for s in seeds]
         hf.generate([task.prompt(problems[0])], params[0], 2)  # warm-up
         start, tok_hf = time.perf_counter(), 0
@@ -128,7 +130,7 @@ def main() -> None:
                      time.perf_counter() - start, load()))
         del hf
 
-    backend = VLLMBackend(args.model, engine_args=engine)
+    backend = VLLMBackend(args.model, dtype=args.dtype, engine_args=engine)
     llm = backend.llm
     tok = llm.get_tokenizer()
     prompts = [{"prompt_token_ids": tok.apply_chat_template(task.prompt(pr), add_generation_prompt=True,
@@ -158,7 +160,8 @@ def report(rows, args, engine) -> None:
     import vllm
 
     print(f"\nmodel {args.model}, task {args.task}, {args.problems} problems, n=32, max_tokens {args.max_tokens}, "
-          f"temperature {args.temperature}; vllm {vllm.__version__}; engine args {json.dumps(engine)}; "
+          f"temperature {args.temperature}; vllm {vllm.__version__}; dtype {args.dtype}; "
+          f"engine args {json.dumps(engine)}; "
           f"{os.cpu_count()} CPUs\n")
     print("| pass | rep | generated tokens | seconds | tokens/s | load (1 min) |")
     print("|---|---|---|---|---|---|")

@@ -69,3 +69,16 @@ def test_engine_args_become_server_flags():
     assert server_flags({"max_model_len": 512, "enforce_eager": True, "enable_prefix_caching": False,
                          "quantization": None, "hf_overrides": {"a": 1}}) == [
         "--max-model-len", "512", "--enforce-eager", "--no-enable-prefix-caching", "--hf-overrides", '{"a": 1}']
+
+
+def test_auto_dtype_is_float32_on_a_cpu_that_emulates_bfloat16(monkeypatch):
+    from ttc.backends import vllm as vllm_module
+
+    for device, native, want in (("cpu", False, "float32"), ("cpu", True, "auto"), ("cuda", False, "auto"),
+                                 ("unknown", False, "auto")):
+        monkeypatch.setattr(vllm_module, "_device_type", lambda: device)
+        monkeypatch.setattr(vllm_module, "cpu_has_bf16", lambda: native)
+        assert vllm_module.resolve_dtype("auto") == want
+        assert vllm_module.resolve_dtype("bfloat16") == "bfloat16"  # a named dtype is never changed
+    kwargs = vllm_module.engine_kwargs("/m", "float32", {"dtype": "bfloat16"})
+    assert kwargs["dtype"] == "bfloat16"  # an engine argument still wins over --dtype

@@ -30,12 +30,14 @@ def _openai(model: str, config):
         return OpenAIBackend(model, b.base_url, **kwargs)
     from pathlib import Path
 
+    from ttc.backends.vllm import resolve_dtype
     from ttc.models import resolve_model
     from ttc.serve import LocalServer
 
     engine_args = dict(b.engine_args)
-    if b.dtype != "auto":
-        engine_args.setdefault("dtype", b.dtype)
+    dtype = resolve_dtype(b.dtype)
+    if dtype != "auto":
+        engine_args.setdefault("dtype", dtype)
     server = LocalServer(resolve_model(model).path, model, engine_args,
                          Path(config.out) / config.run_id / "server.log").start()
     try:

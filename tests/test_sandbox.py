@@ -58,6 +58,7 @@ COMPLETIONS = [
     ("    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n", True),
     ("return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])", True),  # col 0
     ("```python\nreturn True\n```\nActually better:\n" + FULL_FUNCTION.split("function:")[1], True),  # last block
+    (FULL_FUNCTION + "\nExample usage:\n```python\nprint(has_close_elements([1.0, 2.0], 0.5))\n```", True),
     ("    import sys\n    sys.exit(0)\n", False),                                # exits before the tests: no pass
     ("    import os\n    os._exit(0)\n", False),
     ("    while True:\n        pass\n", False),                                   # timeout
@@ -75,6 +76,10 @@ def test_humaneval_grading(problems, text, ok):
 @pytest.mark.parametrize("text,flexible,strict", [
     ("```python\nx = 1\n```", "x = 1\n", "x = 1\n"),
     ("```\nfirst\n```\ntext\n```py\nsecond\n```", "second\n", "second\n"),
+    ("```python\ndef f():\n    return 1\n```\nUsage:\n```python\nprint(f())\n```",           # usage example last
+     "def f():\n    return 1\n", "print(f())\n"),
+    ("```python\nasync def f():\n    return 1\n```\n```python\nimport asyncio\n```", "async def f():\n    return 1\n",
+     "import asyncio\n"),
     ("Sure:\n```python\ndef f():\n    return 1", "def f():\n    return 1", None),    # cut off: unclosed fence
     ("    return 1", "    return 1", None),
     ("<think>```python\nx=1\n```", None, None),

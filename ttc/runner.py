@@ -157,13 +157,13 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
     tasks = {name: get_task(name) for name in sweep.tasks}
     problems = {name: load_problems(t, sweep.limit, samp.seed, sweep.data_file) for name, t in tasks.items()}
 
-    todo, todo_all = [], []  # (model, task, sampler, problem): still to generate, and all of them
+    todo = []  # (model, task, sampler, problem) still to generate
     for model in sweep.models:
         for tname in sweep.tasks:
             for sname in sweep.samplers:
                 done = store.shard(tname, model, sname).scan(repair=True)
-                todo_all += [(model, tname, sname, p) for p in problems[tname]]
                 todo += [(model, tname, sname, p) for p in problems[tname] if p.id not in done]
+    per_model = len(sweep.samplers) * sum(len(p) for p in problems.values())  # problems x samplers of a model
 
     samplers = {name: configure_sampler(get_sampler(name), config) for name in sweep.samplers}
     factory = backend_factory or (lambda m, c: make_backend(c.backend.name, m, c))
@@ -196,7 +196,7 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
             close_backend(backend)  # free the previous model before loading the next
             backend = None
             backend = factory(model, config)
-            if len(items) < sum(1 for item in todo_all if item[0] == model):  # resuming this model's records
+            if len(items) < per_model:  # some of this model's records are stored: resuming them
                 check_same_weights(store.header().get("models", {}).get(model), backend.info.identity, model)
             store.update_header(models={model: {"source": backend.info.source,
                                                 "identity": backend.info.identity,

@@ -97,6 +97,26 @@ def make_records(task, problem, sampler_name, model_name, backend, params, outpu
     return records
 
 
+def solve_problem(backend, task, sampler_name: str, sampler, problem, model: str, config: RunConfig,
+                  run_dir: Path) -> list[SampleRecord]:
+    """Generate, grade and cost one problem: the unit of work every executor (threads, a cluster) runs.
+    Its sampling seed depends only on the run seed, the task, the sampler and the problem."""
+    samp = config.sampling
+    params = GenParams(temperature=samp.temperature, top_p=samp.top_p, max_tokens=samp.max_tokens,
+                       seed=problem_seed(samp.seed, task.name, sampler_name, problem.id))
+    try:
+        # strategies that grade or verify while they generate (search, best-of-n) see the problem
+        context = {"task": task, "problem": problem} if getattr(sampler, "needs_problem", False) else {}
+        outputs = sampler.generate(backend, task.prompt(problem), params,
+                                   sampler.n_samples(config.sweep.budgets), **context)
+    except TTCError:
+        raise
+    except Exception as e:
+        raise TTCError(f"backend failed on {task.name} problem {problem.id} ({type(e).__name__}: {e}); "
+                       f"finished problems are saved in {run_dir}, re-run to resume") from e
+    return make_records(task, problem, sampler_name, model, backend, params, outputs)
+
+
 def in_flight(items: list, fn: Callable, width: int):
     """Yield ``(item, fn(item))`` for every item. With ``width`` > 1, up to ``width`` calls run at once
     in threads and results come in completion order; after a failure no new call starts, the running
@@ -170,23 +190,12 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
     bar = tqdm(total=len(todo), desc="problems", unit="problem", disable=not progress, dynamic_ncols=True)
     tokens, started = 0, time.perf_counter()
     backend = None
+    model_of = [None]  # the model being swept, read by the problem threads
 
     def generate(item):
         _, tname, sname, problem = item
-        task, sampler = tasks[tname], samplers[sname]
-        params = GenParams(temperature=samp.temperature, top_p=samp.top_p, max_tokens=samp.max_tokens,
-                           seed=problem_seed(samp.seed, tname, sname, problem.id))
-        try:
-            # strategies that grade or verify while they generate (search, best-of-n) see the problem
-            context = {"task": task, "problem": problem} if getattr(sampler, "needs_problem", False) else {}
-            outputs = sampler.generate(backend, task.prompt(problem), params,
-                                       sampler.n_samples(sweep.budgets), **context)
-        except TTCError:
-            raise
-        except Exception as e:
-            raise TTCError(f"backend failed on {tname} problem {problem.id} ({type(e).__name__}: {e}); "
-                           f"finished problems are saved in {store.root}, re-run to resume") from e
-        return params, outputs
+        return solve_problem(backend, tasks[tname], sname, samplers[sname], problem, model_of[0], config,
+                             store.root)
 
     try:
         for model in sweep.models:
@@ -203,8 +212,8 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
                                                 "spec": dataclasses.asdict(backend.info.spec)}})
             # Backends that batch (vllm) or serve (openai) take several problems at once; hf takes one.
             width = getattr(backend, "concurrency", 1)
-            for (_, tname, sname, problem), (params, outputs) in in_flight(items, generate, width):
-                records = make_records(tasks[tname], problem, sname, model, backend, params, outputs)
+            model_of[0] = model
+            for (_, tname, sname, problem), records in in_flight(items, generate, width):
                 store.shard(tname, model, sname).append_problem(records)
                 tokens += sum(r.generated_tokens for r in records)
                 bar.update(1)

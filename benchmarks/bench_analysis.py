@@ -132,8 +132,17 @@ def phase(name: str, run_dir: Path) -> None:
                              stderr=subprocess.DEVNULL)
         if rc not in (0, 2):
             raise SystemExit(f"ttc.fit exited {rc}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": peak / 1024}))
+    print(json.dumps(usage(time.perf_counter() - t0)))
+
+
+def usage(seconds: float) -> dict:
+    """Wall seconds, CPU seconds (this process and its children: robust to a busy machine) and peak memory
+    (the larger of this process's and its largest child's resident set)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"seconds": seconds, "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+            "peak_mb": max(me.ru_maxrss, kids.ru_maxrss) / 1024}
 
 
 def _is_pkg(name: str) -> bool:
@@ -154,17 +163,15 @@ def _config(h: dict):
 def run_phase(code: Path, name: str, run_dir: Path, args: list[str], timeout: float) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", name, "--run", str(run_dir), *args]
-    t0 = time.perf_counter()
     try:
         out = subprocess.run(cmd, env=env, cwd=code, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"seconds": float("inf"), "peak_mb": float("nan"), "note": f"> {timeout:.0f} s, stopped"}
+        return {"seconds": float("inf"), "cpu": float("nan"), "peak_mb": float("nan"),
+                "note": f"> {timeout:.0f} s, stopped"}
     if out.returncode != 0:
-        return {"seconds": float("nan"), "peak_mb": float("nan"), "note": out.stderr.strip().splitlines()[-1]}
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if name == "write":
-        result["seconds"] = time.perf_counter() - t0
-    return result
+        return {"seconds": float("nan"), "cpu": float("nan"), "peak_mb": float("nan"),
+                "note": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
@@ -179,12 +186,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.phase:
         if args.phase == "write":
-            import resource
-
+            t0 = time.perf_counter()
             n_problems, n = map(int, args.size.split("x"))
             write(Path(args.run), n_problems, n)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            print(json.dumps({"seconds": 0.0, "peak_mb": peak / 1024}))
+            print(json.dumps(usage(time.perf_counter() - t0)))
         else:
             phase(args.phase, Path(args.run))
         return 0
@@ -192,7 +197,8 @@ def main(argv=None) -> int:
     base = Path(args.dir or tempfile.mkdtemp(prefix="ttc-bench-"))
     codes = [("after", HERE.parent)] + ([("before", Path(args.before).resolve())] if args.before else [])
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores; compare rows measured together)")
-    print(f"{'scale':>10} {'code':>6} " + " ".join(f"{ph + ' s':>10} {ph + ' MB':>9}" for ph in PHASES))
+    print("each phase: wall seconds / CPU seconds (own and children's) / peak resident MB")
+    print(f"{'scale':>10} {'code':>6} " + " ".join(f"{ph:>20}" for ph in PHASES))
     for scale in args.scales.split(","):
         for label, code in codes:
             run_dir = base / f"{label}-{scale}"
@@ -201,7 +207,7 @@ def main(argv=None) -> int:
             for ph in PHASES:
                 extra = ["--size", scale] if ph == "write" else []
                 r = run_phase(code, ph, run_dir, extra, args.timeout)
-                cells.append(f"{r['seconds']:>10.2f} {r['peak_mb']:>9.0f}")
+                cells.append(f"{r['seconds']:>7.1f}/{r['cpu']:>6.1f}/{r['peak_mb']:>5.0f}")
                 if "note" in r:
                     notes.append(f"{ph}: {r['note']}")
                 if ph == "write" and "note" in r:

@@ -133,6 +133,17 @@ def print_summary(summary_path) -> None:
     print(table.round(3).to_string())
 
 
+def print_routes(run_dir) -> None:
+    """The share of answers by extraction route (``ttc.routes``), read from the answer columns only."""
+    from ttc.browse import load_columns
+    from ttc.routes import extraction_routes, format_routes
+
+    df = load_columns(run_dir, ["task", "model", "sampler", "answer", "answer_strict", "correct"])
+    text = format_routes(extraction_routes(df))
+    if text:
+        print(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -147,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished problems are saved; re-run the same command to resume", file=sys.stderr)
         return 130
     print_summary(store.root / "summary.csv")
+    print_routes(store.root)
     print(f"run directory: {store.root}")
     return 0
 

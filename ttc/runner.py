@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -233,3 +234,10 @@ def finish(store: RunStore, config: RunConfig) -> None:
     problem_levels(df).to_csv(store.root / "problems.csv", index=False)
     if not summary.empty:
         save_curve(summary, store.root / "curve.png", title=config.run_id)
+    try:  # the page is a view of what is stored: failing to draw it never costs the run
+        from ttc.report import write_report
+
+        write_report(store.root)
+    except Exception as e:  # noqa: BLE001
+        print(f"warning: report.html not written ({type(e).__name__}: {e}); "
+              f"python -m ttc.report {store.root} retries", file=sys.stderr)

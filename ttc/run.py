@@ -105,6 +105,11 @@ def strategy_from_args(args: argparse.Namespace) -> StrategyConfig:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    from ttc.backends import resolve_auto_dtype
+
+    # auto is resolved first, then hashed: `--dtype auto` and the dtype it stands for here are one run
+    dtype = resolve_auto_dtype(args.backend, args.dtype) if args.dtype == "auto" and (
+        args.backend != "openai" or args.serve) else args.dtype
     return RunConfig(
         sweep=SweepConfig(tasks=parse_names(args.task), models=parse_names(args.model),
                           samplers=parse_names(args.sampler), budgets=parse_budgets(args.budget),
@@ -112,7 +117,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                                 seed=args.seed),
         strategy=strategy_from_args(args),
-        backend=BackendConfig(name=args.backend, dtype=args.dtype, engine_args=parse_engine_args(args.engine_arg),
+        backend=BackendConfig(name=args.backend, dtype=dtype, engine_args=parse_engine_args(args.engine_arg),
                               base_url=args.base_url, api_key_env=args.api_key_env, serve=args.serve,
                               concurrency=args.concurrency, request_timeout=args.request_timeout,
                               retries=args.retries),

@@ -138,7 +138,8 @@ def write_run(imp: Imported, out: Path, digest: str, model: str | None = None, m
     tok_path = tokenizer or (imp.model_dir if imp.model_dir and not has_counts else None)
     counter = TokenCounter(tok_path) if (tok_path and not has_counts) else None
     if not has_counts:
-        assumptions.append(f"token counts: the log has none; counted with the tokenizer at {tok_path}" if counter
+        assumptions.append(f"token counts: the log has none; counted with the tokenizer at {tok_path} (the texts "
+                           f"as logged: an end-of-sequence token the log does not show is not counted)" if counter
                            else "token counts: the log has none and no --tokenizer was given; counted as 0")
     n = max(len(p.samples) for p in imp.problems)
     if any(len(p.samples) != n for p in imp.problems):

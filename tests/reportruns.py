@@ -21,8 +21,9 @@ def small_run(out):
     return run_sweep(cfg, backend_factory=lambda m, c: FakeBackend(scripted(REPLIES)), progress=False)
 
 
-def synthetic_run(out, problems: int = 200, samples: int = 256, seed: int = 0, budgets=(1, 256)):
+def synthetic_run(out, problems: int = 200, samples: int = 256, seed: int = 0):
     """``problems`` x ``samples`` records; problem p's gold is str(p % 7); answers vary per problem."""
+    budgets = tuple(sorted({1, 4, 16, samples}))
     cfg = RunConfig(sweep=SweepConfig(tasks=("custom:number",), models=("synthetic",), budgets=budgets,
                                       limit=problems), out=str(out))
     header = {"schema_version": SCHEMA_VERSION, "run_id": "synthetic", "config_hash": "synthetic",

@@ -31,15 +31,8 @@ TOP_ANSWERS = 10  # answers listed per problem's vote; the rest are counted as "
 
 
 def load_columns(run_dir, columns: list[str]) -> pd.DataFrame:
-    """``load_run(run_dir, columns=...)``; stores that read every column are trimmed afterwards."""
-    try:
-        df = load_run(run_dir, columns=columns)
-    except TypeError:  # a load_run without the columns argument
-        df = load_run(run_dir)
-    header = df.attrs.get("header", {})
-    df = df[[c for c in columns if c in df.columns]].copy()
-    df.attrs["header"] = header
-    return df
+    """``load_run(run_dir, columns=...)``: only these columns are read."""
+    return load_run(run_dir, columns=columns)
 
 
 def _flex_only(df: pd.DataFrame) -> pd.Series:
@@ -141,7 +134,7 @@ def sample_texts(run_dir, k: int, problems: pd.DataFrame | None = None) -> pd.Da
         df = df[df["sample_index"] < k]
     if problems is not None:
         df = df.merge(problems[KEYS].drop_duplicates(), on=KEYS, how="inner")
-    df = df.drop_duplicates(KEYS + ["sample_index"], keep="last")
+    df = df.drop_duplicates(KEYS + ["sample_index"], keep="first")
     df = df.sort_values(KEYS + ["sample_index"], kind="stable").reset_index(drop=True)
     if "extra" in df.columns:
         df["extra"] = [_decode_extra(x) for x in df["extra"]]
@@ -151,18 +144,23 @@ def sample_texts(run_dir, k: int, problems: pd.DataFrame | None = None) -> pd.Da
 
 
 def _filtered_parquet(root: Path, k: int) -> pd.DataFrame | None:
-    files = sorted((root / "records").rglob("*.parquet")) if (root / "records").is_dir() else []
+    """The text columns of the records with ``sample_index < k`` of a Parquet run, read with a filter, in the
+    store's file order (so that ``drop_duplicates(keep="first")`` keeps the copy the store reads)."""
+    from ttc.store import RECORDS_DIR, Shard
+
+    base = root / RECORDS_DIR
+    if not base.is_dir():
+        return None
+    files = [f for d in sorted(base.iterdir()) if d.is_dir() for f in Shard(d, "").files()]
     if not files:
         return None
     import pyarrow.dataset as ds
 
     dataset = ds.dataset([str(f) for f in files], format="parquet")
-    names = set(dataset.schema.names)
-    cols = [c for c in TEXT_COLUMNS if c in names]
-    if "sample_index" not in names:
+    cols = [c for c in TEXT_COLUMNS if c in dataset.schema.names]
+    if "sample_index" not in cols:
         return None
-    table = dataset.to_table(columns=cols, filter=ds.field("sample_index") < k)
-    return table.to_pandas()
+    return dataset.to_table(columns=cols, filter=ds.field("sample_index") < k).to_pandas()
 
 
 def question_texts(header: dict, tasks_in_run) -> tuple[dict, str]:

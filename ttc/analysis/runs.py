@@ -1,6 +1,6 @@
 """From run directories to tables: summaries, per-problem values, fitted curves, exchange rates.
 
-Everything here reads what a run stored (``summary.csv``, the JSONL records, ``header.json``); nothing
+Everything here reads what a run stored (``summary.csv``, the records, ``header.json``); nothing
 generates. The notebook and ``python -m ttc.fit`` / ``python -m ttc.plot`` call these.
 """
 
@@ -56,7 +56,9 @@ def run_per_problem(run_dir) -> tuple[pd.DataFrame, dict]:
     if df.empty:
         raise TTCError(f"{run_dir} holds no complete problems")
     header = df.attrs["header"]
-    pp = per_problem(df, run_budgets(df), seed=int(header.get("seed", 0)))
+    from samplers import SAMPLERS  # the strategies evaluate their own records
+
+    pp = per_problem(df, run_budgets(df), SAMPLERS, seed=int(header.get("seed", 0)))
     if "level" in pp.columns:
         pp = overall(pp) if (pp["level"].astype(str) == "all").any() else pp
     return pp, header
@@ -236,7 +238,9 @@ def summary_or_recompute(run_dir) -> pd.DataFrame:
         return load_summary(run_dir)
     except TTCError:
         df = load_run(run_dir)
-        s = summarize(df, run_budgets(df), seed=int(df.attrs["header"].get("seed", 0)))
+        from samplers import SAMPLERS
+
+        s = summarize(df, run_budgets(df), SAMPLERS, seed=int(df.attrs["header"].get("seed", 0)))
         s.insert(0, "run", Path(run_dir).name)
         return s
 

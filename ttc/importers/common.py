@@ -166,7 +166,7 @@ def write_run(imp: Imported, out: Path, digest: str, model: str | None = None, m
     }
     store = RunStore.open(out, run_id, header)
     shard = store.shard(imp.task, model, "sample")
-    done = shard.done() if hasattr(shard, "done") else set(shard.scan(repair=True))
+    done = shard.done()
     for prob in imp.problems:
         if prob.id in done:
             continue

@@ -40,6 +40,17 @@ def sweep(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tiny_model_dir):
+    """A real model (the tiny random-weight Llama) through the transformers backend and ttc.runner."""
+    from ttc.config import RunConfig, SamplingConfig, SweepConfig
+    from ttc.runner import run_sweep
+
+    cfg = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=(tiny_model_dir,), budgets=(1, 2, 4), limit=3),
+                    sampling=SamplingConfig(max_tokens=24), out=str(tmp_path_factory.mktemp("tiny")))
+    return run_sweep(cfg, progress=False).root
+
+
+@pytest.fixture(scope="module")
 def large(tmp_path_factory):
     return synthetic_run(tmp_path_factory.mktemp("large"), problems=LARGE[0], samples=LARGE[1]).root
 
@@ -130,6 +141,11 @@ def test_sweep_report_in_chromium(browser, sweep):
     assert any("I cannot say <b>x</b></script><!--" in t for t in pres)
     assert browser.execute_script("return document.querySelectorAll('#detail pre *').length") == 0
     assert console_errors(browser) == []
+
+
+def test_tiny_model_report_in_chromium(browser, tiny):
+    stats = check_page(browser, tiny)
+    assert len(stats) == 3 and set(stats["n"]) == {4}
 
 
 def test_large_synthetic_report_in_chromium(browser, large):

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttc.errors import TTCError
 from ttc.store import load_run
 
 KEYS = ["task", "model", "sampler", "problem_id"]
@@ -178,10 +177,12 @@ def question_texts(header: dict, tasks_in_run) -> tuple[dict, str]:
             task = get_task(name)
             for p in load_problems(task, int(sweep["limit"]), int(sampling.get("seed", 0)), sweep.get("data_file")):
                 out[(name, str(p.id))] = p.question
-        except (TTCError, Exception) as e:  # a hub task offline, a missing data file: say so, keep going
-            failed.append(f"{name} ({type(e).__name__})")
+        except Exception as e:  # noqa: BLE001  a hub task offline, a missing data file: say so, keep going
+            failed.append(f"{name} ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})")
+    if not out:
+        return out, "the records store no question and the task could not rebuild it: " + "; ".join(failed)
     note = "questions rebuilt from the task definitions with the run's limit, seed and data file (records " \
            "store no question)"
     if failed:
-        note += "; could not rebuild: " + ", ".join(failed)
+        note += "; could not rebuild: " + "; ".join(failed)
     return out, note

@@ -77,6 +77,12 @@ def test_report_of_a_sweep_is_self_contained(tmp_path):
     stats = browse.problem_stats(df)
     col = data["problems"]["columns"]
     assert sorted(r[col.index("correct")] for r in rows) == sorted(stats["correct"].tolist())
+    first = rows[0]
+    rec = df[(df["problem_id"] == first[col.index("problem_id")]) & (df["sample_index"] == 1)].iloc[0]
+    shown = data["samples"]["0"][1]
+    assert shown[0] == 1 and shown[1] == browse.sample_texts(store.root, 2)["text"].iloc[1]
+    assert shown[8] == rec["decode_flops"] + rec["verifier_flops"]  # the prefill is shared: counted per problem
+    assert shown[6:8] == [rec["prompt_tokens"], rec["generated_tokens"]] and shown[5] == rec["finish_reason"]
 
 
 def test_report_failure_never_loses_the_run(tmp_path, monkeypatch, capsys):

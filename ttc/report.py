@@ -155,15 +155,15 @@ def browser_data(run_dir: Path, light: pd.DataFrame, header: dict, k: int, max_c
 
     votes, other = {}, {}
     v = browse.vote_counts(light)
-    if len(v):
-        total = v.groupby(browse.KEYS, sort=False)["count"].sum()
-        top = v[v["rank"] < browse.TOP_ANSWERS]
-        for key, g in top.groupby(browse.KEYS, sort=False):
-            i = index[key]
-            votes[str(i)] = [[a[:300], int(c), bool(ok)] for a, c, ok in zip(g["answer"], g["count"], g["correct"])]
-            rest = int(total[key]) - int(g["count"].sum())
-            if rest:
-                other[str(i)] = rest
+    if len(v):  # one pass over the answer classes, in problem order and by count
+        keys = zip(*(v[c].tolist() for c in browse.KEYS))
+        for key, a, c, ok, rank in zip(keys, v["answer"].tolist(), v["count"].tolist(), v["correct"].tolist(),
+                                       v["rank"].tolist()):
+            i = str(index[key])
+            if rank < browse.TOP_ANSWERS:
+                votes.setdefault(i, []).append([a[:300], int(c), bool(ok)])
+            else:
+                other[i] = other.get(i, 0) + int(c)
 
     shown = _shown_problems(stats, max_problems)
     texts = browse.sample_texts(run_dir, k, shown) if k > 0 and len(shown) else pd.DataFrame(columns=browse.TEXT_COLUMNS)
@@ -174,21 +174,24 @@ def browser_data(run_dir: Path, light: pd.DataFrame, header: dict, k: int, max_c
                             on=browse.KEYS + ["sample_index"], how="inner")
         flops = texts["decode_flops"].astype(float) + texts["verifier_flops"].fillna(0).astype(float)
         flops = flops + texts["prefill_flops"].astype(float).where(~texts["prefill_shared"].astype(bool), 0.0)
-        texts = texts.assign(sample_flops=flops)
-        for key, g in texts.groupby(browse.KEYS, sort=False):
+        cols = {c: texts[c].tolist() for c in ["sample_index", "text", "answer", "answer_strict", "correct",
+                                               "finish_reason", "prompt_tokens", "generated_tokens", "extra"]}
+        flops_list = flops.tolist()
+        keys = zip(*(texts[c].tolist() for c in browse.KEYS))
+        for j, key in enumerate(keys):  # one pass over the shown records
             i = str(index[key])
-            out = []
-            for r in g.itertuples(index=False):
-                text = r.text if isinstance(r.text, str) else ""
-                if len(text) > max_chars:
-                    text = text[:max_chars] + f"\n[... cut at {max_chars} of {len(text)} characters]"
-                extra = {k2: v2 for k2, v2 in r.extra.items() if k2 != "question"}
-                out.append([int(r.sample_index), text, _clean(r.answer), _clean(r.answer_strict), bool(r.correct),
-                            _clean(r.finish_reason), _clean(r.prompt_tokens), _clean(r.generated_tokens),
-                            _clean(r.sample_flops), json.dumps(extra, default=str)[:600] if extra else ""])
-                if "question" in r.extra and i not in questions:
-                    questions[i] = str(r.extra["question"])
-            samples[i] = out
+            text = cols["text"][j] if isinstance(cols["text"][j], str) else ""
+            if len(text) > max_chars:
+                text = text[:max_chars] + f"\n[... cut at {max_chars} of {len(text)} characters]"
+            extra = cols["extra"][j]
+            rest = {k2: v2 for k2, v2 in extra.items() if k2 != "question"}
+            samples.setdefault(i, []).append([
+                int(cols["sample_index"][j]), text, _clean(cols["answer"][j]), _clean(cols["answer_strict"][j]),
+                bool(cols["correct"][j]), _clean(cols["finish_reason"][j]), _clean(cols["prompt_tokens"][j]),
+                _clean(cols["generated_tokens"][j]), _clean(flops_list[j]),
+                json.dumps(rest, default=str)[:600] if rest else ""])
+            if "question" in extra and i not in questions:
+                questions[i] = str(extra["question"])
     if questions:
         question_note = "the question is stored with the samples (extra.question)"
     else:

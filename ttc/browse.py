@@ -40,8 +40,10 @@ def _flex_only(df: pd.DataFrame) -> pd.Series:
     return df["correct"].astype(bool) & df["answer"].notna() & differs
 
 
-def problem_stats(df: pd.DataFrame, levels: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (task, model, sampler, problem): the statistics of the module docstring."""
+def problem_stats(df: pd.DataFrame, levels: pd.DataFrame | None = None,
+                  votes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (task, model, sampler, problem): the statistics of the module docstring. ``votes`` is
+    ``vote_counts(df)`` when the caller has it already."""
     cols = KEYS + ["gold", "n", "correct", "unparsed", "flex_only", "length", "prompt_tokens",
                    "generated_tokens", "flops", "vote", "winner", "level"]
     if df.empty:
@@ -64,7 +66,7 @@ def problem_stats(df: pd.DataFrame, levels: pd.DataFrame | None = None) -> pd.Da
                 decode=("decode_flops", "sum"), verifier=("verifier_flops", "sum"))
     out["flops"] = np.where(out["shared"], out["pre_max"], out["pre_sum"]) + out["decode"] + out["verifier"]
     out = out.drop(columns=["pre_max", "pre_sum", "shared", "decode", "verifier"]).reset_index()
-    votes = vote_counts(df)
+    votes = vote_counts(df) if votes is None else votes
     if len(votes):
         top = votes.groupby(KEYS, sort=False)["count"].transform("max")
         win = votes[votes["count"] == top]

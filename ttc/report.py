@@ -147,14 +147,14 @@ def _shown_problems(stats: pd.DataFrame, max_problems: int) -> pd.DataFrame:
 
 def browser_data(run_dir: Path, light: pd.DataFrame, header: dict, k: int, max_chars: int,
                  max_problems: int) -> tuple[dict, str]:
-    stats = browse.problem_stats(light, browse.read_levels(run_dir, light))
+    v = browse.vote_counts(light)
+    stats = browse.problem_stats(light, browse.read_levels(run_dir, light), votes=v)
     index = {key: i for i, key in enumerate(zip(*(stats[c] for c in browse.KEYS)))}
     columns = browse.KEYS + ["gold", "n", "correct", "unparsed", "flex_only", "length", "prompt_tokens",
                              "generated_tokens", "flops", "vote", "winner", "level"]
     rows = [[_clean(v) for v in r] for r in stats[columns].itertuples(index=False, name=None)]
 
     votes, other = {}, {}
-    v = browse.vote_counts(light)
     if len(v):  # one pass over the answer classes, in problem order and by count
         keys = zip(*(v[c].tolist() for c in browse.KEYS))
         for key, a, c, ok, rank in zip(keys, v["answer"].tolist(), v["count"].tolist(), v["correct"].tolist(),

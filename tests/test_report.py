@@ -121,3 +121,16 @@ def test_show_cli(tmp_path, capsys):
     assert f"== {pid}" in out and "gold:" in out and "question:" in out and out.count("--- #") == 2
     assert show_main([str(store.root), "--problem", "nope"]) == 2
     assert capsys.readouterr().err.startswith("error: no problem 'nope'")
+
+
+def test_run_prints_routes_after_the_summary(tmp_path, capsys):
+    from ttc.run import print_routes
+
+    store = small_run(tmp_path)
+    capsys.readouterr()
+    print_routes(store.root)
+    out = capsys.readouterr().out
+    table = extraction_routes(browse.load_columns(store.root, ["task", "model", "sampler", "answer", "answer_strict",
+                                                                "correct"])).iloc[0]
+    assert out.startswith("answers by extraction route")
+    assert f"{100 * table['strict']:.1f}" in out and f"{100 * table['flexible']:.1f}" in out

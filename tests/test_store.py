@@ -171,3 +171,35 @@ def test_schema_1_scan_is_linear(tmp_path):
     path = write_v1(tmp_path / "big", [(f"p{i}", 1) for i in range(20_000)])
     assert len(JsonlShard(path).read()) == 20_000
     assert os.path.getsize(path) > 0
+
+
+FIXTURE = __import__("pathlib").Path(__file__).parent / "data" / "schema1-run"
+
+
+def test_a_run_written_by_the_jsonl_store_summarizes_as_it_did(tmp_path):
+    """tests/data/schema1-run was written by the schema-1 store (8 problems x 8 samples, repeated sampling and
+    best-of-n with the oracle verifier; its summary.csv computed by the enumerating estimators, exact at
+    this size). Loaded in place and after conversion, every value and cost is the same."""
+    import shutil
+
+    from samplers import SAMPLERS
+    from ttc.summary import write_summary
+
+    run = tmp_path / FIXTURE.name
+    shutil.copytree(FIXTURE, run)
+    old = pd.read_csv(FIXTURE / "summary.csv")
+    keys = ["sampler", "budget", "metric", "level"]
+
+    def check(summary):
+        both = old.merge(summary.astype({"level": str}), on=["task", "model", *keys], suffixes=("_old", ""))
+        assert len(both) == len(old) == len(summary)
+        assert (both["value"] - both["value_old"]).abs().max() < 1e-9
+        assert (both["flops_per_problem"] / both["flops_per_problem_old"] - 1).abs().max() < 1e-12
+        assert (both["se"] == 0).all()
+
+    check(write_summary(run, SAMPLERS, plot=False))  # in place: the JSONL files are read, not changed
+    assert (run / "samples").is_dir() and not (run / "records").exists()
+    header = json.loads((run / "header.json").read_text())
+    store = RunStore.open(tmp_path, run.name, {**header, "schema_version": 2})
+    assert store.shard("chain_sum", "smollm2-135m", "sample").done() == set(load_run(run)["problem_id"])
+    check(write_summary(run, SAMPLERS, plot=False))

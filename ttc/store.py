@@ -111,14 +111,10 @@ def _clean(text):
 
 
 def records_table(records: list[SampleRecord]) -> pa.Table:
-    cols: dict[str, list] = {name: [] for name in COLUMNS}
-    for r in records:
-        d = r.to_dict()
-        d["extra"] = json.dumps(d["extra"], ensure_ascii=False, sort_keys=True, default=str)
-        for name in ("text", "answer", "answer_strict", "gold", "extra"):
-            d[name] = _clean(d[name])
-        for name in COLUMNS:
-            cols[name].append(d[name])
+    cols = {name: [getattr(r, name) for r in records] for name in COLUMNS}
+    cols["extra"] = [json.dumps(e, ensure_ascii=False, sort_keys=True, default=str) for e in cols["extra"]]
+    for name in ("text", "answer", "answer_strict", "gold", "extra"):
+        cols[name] = [_clean(t) for t in cols[name]]
     return pa.Table.from_pydict(cols, schema=ARROW_SCHEMA)
 
 

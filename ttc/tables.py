@@ -118,10 +118,24 @@ def vote_classes(p: Problems, weights: np.ndarray | None = None) -> list[tuple]:
     return out
 
 
+_MEMO: dict = {}
+
+
 def _votes(job: tuple) -> list[float]:
+    """One problem's votes at its budgets; problems with the same answer counts share the work."""
     (counts, good, unparsed, cw), ks, weighted = job
-    return [vote_at_k(counts, good, unparsed, k, cw if weighted else None) if counts.size else 0.0
-            for k in ks]
+    if not counts.size:
+        return [0.0] * len(ks)
+    shape = tuple(sorted(zip(counts.tolist(), good.tolist(), cw.tolist() if weighted else [1.0] * counts.size)))
+    out = []
+    for k in ks:
+        key = (shape, unparsed, k)
+        if key not in _MEMO:
+            if len(_MEMO) > 100_000:
+                _MEMO.clear()
+            _MEMO[key] = vote_at_k(counts, good, unparsed, k, cw if weighted else None)
+        out.append(_MEMO[key])
+    return out
 
 
 def vote_values(p: Problems, budgets: tuple[int, ...], weights: np.ndarray | None = None) -> dict[int, np.ndarray]:

@@ -34,6 +34,7 @@ SUMMARY_COLUMNS = ["task", "model", "sampler", "budget", "metric", "value", "ci_
                    "flops_per_problem", "tokens", "n_problems", "level", "se"]
 LEVEL_COLUMNS = ["task", "model", "problem_id", "pass@1", "n_samples", "level"]
 LEVELS = 5
+PER_PROBLEM = "per_problem.parquet"  # the per-problem values behind summary.csv, read by the fits
 LEVEL_SAMPLER = "sample"  # repeated sampling: whose records define a problem's pass@1 when present
 BASE_COLUMNS = ("task", "model", "sampler", "problem_id", "sample_index", "correct")
 
@@ -112,12 +113,16 @@ def summarize(df: pd.DataFrame, budgets: tuple[int, ...], strategies: Mapping, s
     """
     if df.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    pp = per_problem(df, budgets, strategies, seed)
+    return aggregate(per_problem(df, budgets, strategies, seed), problem_levels(df), seed, n_boot)
+
+
+def aggregate(pp: pd.DataFrame, levels: pd.DataFrame, seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
+    """The summary table from per-problem values (``per_problem``) and the problems' levels."""
     if pp.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     keys = ["task", "model", "sampler", "budget", "metric"]
     rows = [dict(r, level="all") for r in _aggregate(pp, keys, seed, n_boot)]
-    levels = problem_levels(df)[["task", "model", "problem_id", "level"]]
+    levels = levels[["task", "model", "problem_id", "level"]]
     pp = pp.merge(levels, on=["task", "model", "problem_id"], how="left")
     rows += _aggregate(pp, ["task", "model", "sampler", "level", "budget", "metric"], seed, n_boot)
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
@@ -127,7 +132,7 @@ def summarize(df: pd.DataFrame, budgets: tuple[int, ...], strategies: Mapping, s
 
 def write_summary(run_dir, strategies: Mapping, budgets: tuple[int, ...] | None = None, seed: int | None = None,
                   plot: bool = True) -> pd.DataFrame:
-    """Recompute ``summary.csv``, ``problems.csv`` and ``curve.png`` of a run from its stored records (each
+    """Recompute ``summary.csv``, ``per_problem.parquet``, ``problems.csv`` and ``curve.png`` of a run from its stored records (each
     file written atomically) and return the summary. ``budgets`` and ``seed`` default to the run's own."""
     run_dir = Path(run_dir)
     samplers_col = load_run(run_dir, columns=["sampler"])
@@ -139,9 +144,11 @@ def write_summary(run_dir, strategies: Mapping, budgets: tuple[int, ...] | None 
     seed = int(header.get("seed", 0) if seed is None else seed)
     samplers = samplers_col["sampler"].unique().tolist()
     df = load_run(run_dir, columns=needed_columns(strategies, samplers))
-    summary = summarize(df, budgets, strategies, seed=seed)
-    write_atomic(run_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+    pp = per_problem(df, budgets, strategies, seed)
     levels = problem_levels(df)
+    summary = aggregate(pp, levels, seed)
+    write_atomic(run_dir / PER_PROBLEM, lambda tmp: pp.to_parquet(tmp, index=False))
+    write_atomic(run_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
     write_atomic(run_dir / "problems.csv", lambda tmp: levels.to_csv(tmp, index=False))
     if plot and not summary.empty:
         from ttc.plot import save_curve

@@ -32,7 +32,18 @@ class HubSource:
 
 
 def read_data_file(path: str | Path) -> list[dict]:
-    """Rows of a local JSONL/JSON/Parquet/CSV file; ``TTCError`` if it cannot be read."""
+    """Rows of a local JSONL/JSON/Parquet/CSV file; ``TTCError`` if it cannot be read, holds no row, or
+    holds a row that is not an object."""
+    rows = _read_rows(path)
+    if not rows:
+        raise TTCError(f"--data-file {path}: no rows")
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise TTCError(f"--data-file {path}: row {n} is a {type(row).__name__}, not an object with named fields")
+    return rows
+
+
+def _read_rows(path: str | Path) -> list:
     p = Path(path)
     if not p.is_file():
         raise TTCError(f"--data-file {path}: no such file")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ttc.errors import TTCError
+from ttc.hubcheck import require_hub
 
 FILE_TYPES = (".jsonl", ".json", ".parquet", ".csv")
 
@@ -89,6 +90,8 @@ def load_rows(src: HubSource, data_file: str | None = None) -> list[dict]:
     """All rows of the benchmark, in the dataset's order."""
     if data_file:
         return read_data_file(data_file)
+    require_hub(f"{src.source} split {src.split!r}", "pass a local copy with --data-file path.jsonl|parquet "
+                "(same columns as the hub dataset)")
     try:
         import datasets
 

@@ -8,7 +8,7 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from conftest import scripted  # noqa: E402
 from ttc.backends.fake import FakeBackend  # noqa: E402
 from ttc.config import RunConfig, SweepConfig  # noqa: E402
-from ttc.errors import TTCError  # noqa: E402
+from ttc.errors import cli_guard  # noqa: E402
 from ttc.runner import run_sweep  # noqa: E402
 
 
@@ -24,8 +24,6 @@ if __name__ == "__main__":
     limit = int(sys.argv[3]) if len(sys.argv) > 3 else 8
     config = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=("smollm2-135m",), budgets=(1, 2, 4),
                                          limit=limit), out=out)
-    try:
-        run_sweep(config, backend_factory=lambda m, c: FakeBackend(slow(scripted(), delay)), progress=False)
-    except TTCError as e:  # as the CLI does
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    # errors, a full disk and Ctrl-C end as they do in the CLI
+    sys.exit(cli_guard(lambda: run_sweep(config, backend_factory=lambda m, c: FakeBackend(slow(scripted(), delay)),
+                                         progress=False) and 0))

@@ -109,3 +109,28 @@ def test_disk_full_keeps_what_finished(tmp_path, clean):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert_same_as_clean(run_dir, clean)
+
+
+def test_sweep_through_a_faulty_proxy_loses_nothing(tmp_path, tiny_model_dir):
+    from faultproxy import FaultProxy
+    from test_openai_retry import SPEC, FakeOpenAI
+    from ttc.backends.openai import OpenAIBackend
+
+    server = FakeOpenAI(tiny_model_dir)
+    server.thread.start()
+    try:
+        def through(url):
+            return lambda m, c: OpenAIBackend(m, url, spec=SPEC, backoff=0.001, timeout=1.0, retries=20)
+
+        cfg = lambda out: RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=(tiny_model_dir,),  # noqa: E731
+                                                      budgets=(1, 2, 4), limit=6), out=str(out))
+        direct = run_sweep(cfg(tmp_path / "direct"), backend_factory=through(server.url), progress=False)
+        with FaultProxy(server.url, rate=0.3, seed=1, stall_s=5, script=["500", "reset", "stall", "truncate"]) as proxy:
+            faulty = run_sweep(cfg(tmp_path / "faulty"), backend_factory=through(proxy.url), progress=False)
+        assert set(proxy.injected) == {"500", "reset", "stall", "truncate"}, proxy.injected
+        assert load_run(faulty.root).equals(load_run(direct.root))
+        assert (faulty.root / "summary.csv").read_text() == (direct.root / "summary.csv").read_text()
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()

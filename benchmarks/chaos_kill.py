@@ -69,7 +69,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-delay", type=float, default=4.0,
+    ap.add_argument("--max-delay", type=float, default=1.5,
                     help="latest kill, seconds after the sweep took the run's lock (a fifth of kills hit start-up)")
     args = ap.parse_args()
     rng = random.Random(args.seed)

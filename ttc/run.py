@@ -6,24 +6,13 @@ the same command resumes); 130 interrupted (likewise resumable).
 
 from __future__ import annotations
 
+import argparse
 import os
-import signal
 import sys
-
-
-def _interrupted_early(signum, frame):  # Ctrl-C before anything is loaded: nothing to save, no traceback
-    print("interrupted", file=sys.stderr)
-    os._exit(130)
-
-
-if __name__ == "__main__":
-    signal.signal(signal.SIGINT, _interrupted_early)
-
-import argparse  # noqa: E402
 
 from ttc.config import (BackendConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig, parse_budgets,
                         parse_engine_args, parse_names)
-from ttc.errors import cli_guard, debug_requested  # noqa: E402
+from ttc.errors import cli_guard, debug_requested
 
 DEFAULTS = RunConfig()
 
@@ -158,8 +147,6 @@ def print_summary(summary_path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if signal.getsignal(signal.SIGINT) is _interrupted_early:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here Ctrl-C unwinds and saves
     return cli_guard(lambda: sweep(build_parser().parse_args(argv)), debug=debug_requested("--debug" in argv))
 
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from samplers import configure_sampler, get_sampler
 from tasks import get_task, load_problems
-from ttc.backends import Backend, GenParams, make_backend
+from ttc.backends import BACKENDS, Backend, GenParams, make_backend
 from ttc.config import RunConfig
 from ttc.errors import TTCError
 from ttc.flops import FLOPS_CONVENTION, decode_flops, prefill_flops
@@ -78,6 +78,8 @@ def validate(config: RunConfig) -> None:
                            "tasks, not by " + ", ".join(config.sweep.tasks))
     for s in config.sweep.samplers:
         get_sampler(s)
+    if config.backend.name not in BACKENDS:
+        raise TTCError(f"unknown backend {config.backend.name!r}; known: {', '.join(sorted(BACKENDS))}")
     for m in config.sweep.models:
         check_model_name(m)
 

@@ -51,26 +51,31 @@ def stored(run_dir: Path) -> tuple[int, int]:
     return df["problem_id"].nunique(), len(df)
 
 
-def sweeping(proc: subprocess.Popen, run_dir: Path) -> float:
-    """Seconds from start until ``proc`` holds the run's lock (or has exited)."""
+def calibrate(out: Path) -> float:
+    """Seconds an uninterrupted start of the sweep takes here, now (start-up to exit)."""
     t0 = time.perf_counter()
-    lock = run_dir / ".lock"
-    while proc.poll() is None:
-        try:
-            if lock.read_text().split()[:1] == [str(proc.pid)]:
-                break
-        except OSError:
-            pass
-        time.sleep(0.01)
+    proc = start(out, delay=0.1)
+    proc.communicate(timeout=900)
     return time.perf_counter() - t0
+
+
+def phase(run_dir: Path, records: int) -> str:
+    """Where the sweep was when it died, from what it left."""
+    if not (run_dir / "header.json").exists():
+        return "start-up"
+    if records == 0:
+        return "setup"
+    if records < LIMIT * 4:
+        return "sampling"
+    if not (run_dir / "curve.png").exists():
+        return "summary"
+    return "exit"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-delay", type=float, default=1.5,
-                    help="latest kill, seconds after the sweep took the run's lock (a fifth of kills hit start-up)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     failures, kills, episode = 0, 0, 0
@@ -79,17 +84,15 @@ def main() -> int:
                           backend_factory=lambda m, c: FakeBackend(scripted()))
         want = load_run(clean.root).sort_values(KEYS).reset_index(drop=True)
         want_summary = (clean.root / "summary.csv").read_text()
-        print(f"{'run':>3} {'start':>5} {'kill_at_s':>9} {'outcome':>8} {'problems':>8} {'records':>7} {'summary':>7}")
+        duration = calibrate(Path(tmp) / "calibration")
+        print(f"an uninterrupted start takes {duration:.1f}s here; kills land uniformly in [0, that]")
+        print(f"{'run':>3} {'start':>5} {'kill_at_s':>9} {'outcome':>8} {'phase':>9} {'problems':>8} {'records':>7}")
         while kills < args.kills:
             out = Path(tmp) / f"runs{episode}"
             run_dir = out / config(out).run_id
             for n in range(100):
                 proc = start(out, delay=0.1)
-                at = None if kills >= args.kills else rng.uniform(0.0, args.max_delay)
-                if at is not None and rng.random() < 0.2:
-                    at = rng.uniform(0.05, 1.0)  # during start-up
-                elif at is not None:
-                    at += sweeping(proc, run_dir)  # after the lock is taken: inside the sweep
+                at = None if kills >= args.kills else rng.uniform(0.0, duration)
                 try:
                     proc.wait(timeout=at)
                     outcome = f"exit {proc.returncode}"
@@ -98,8 +101,9 @@ def main() -> int:
                     proc.communicate()
                     outcome, kills = "killed", kills + 1
                 problems, records = stored(run_dir)
-                summary = "yes" if (run_dir / "summary.csv").exists() else "no"
-                print(f"{episode:>3} {n:>5} {at or 0:>9.2f} {outcome:>8} {problems:>8} {records:>7} {summary:>7}", flush=True)
+                where = phase(run_dir, records) if outcome == "killed" else "-"
+                print(f"{episode:>3} {n:>5} {at or 0:>9.2f} {outcome:>8} {where:>9} {problems:>8} {records:>7}",
+                      flush=True)
                 if outcome != "killed":
                     break
             got = load_run(run_dir)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ttc.errors import TTCError, cli_guard, require_object
+from ttc.errors import TTCError, cli_guard
 from ttc.hubcheck import _reachable
 from ttc.run import main
 
@@ -91,11 +91,16 @@ def test_unreachable_hub_fails_fast_with_a_hint(tmp_path, capsys, monkeypatch):
     _reachable.cache_clear()
 
 
-def test_header_must_be_an_object():
-    assert require_object({"a": 1}, "header.json") == {"a": 1}
-    for value in ([1], 3, "x", None):
-        with pytest.raises(TTCError, match="header.json is not a JSON object"):
-            require_object(value, "header.json")
+def test_header_that_is_not_an_object(tmp_path, capsys):
+    from ttc.config import RunConfig, SweepConfig
+
+    out = tmp_path / "runs"
+    run = out / RunConfig(sweep=SweepConfig(limit=2), out=str(out)).run_id
+    run.mkdir(parents=True)
+    (run / "header.json").write_text("[1, 2]")
+    assert main(["--limit", "2", "--out", str(out), "--no-progress"]) == 2
+    assert "a JSON object is expected" in one_error_line(capsys)
+    assert (run / "header.json").read_text() == "[1, 2]"
 
 
 def test_debug_reraises_with_the_cause(capsys, monkeypatch):

@@ -18,15 +18,6 @@ class TTCError(Exception):
 DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
-def require_object(value, what: str) -> dict:
-    """``value`` if it is a JSON object (a dict), else a ``TTCError`` naming ``what`` (e.g. a run's
-    header.json that holds a list or a number)."""
-    if not isinstance(value, dict):
-        raise TTCError(f"{what} is not a JSON object (it holds a {type(value).__name__}); "
-                       f"restore it or give another --out")
-    return value
-
-
 def debug_requested(flag: bool = False) -> bool:
     return flag or os.environ.get("TTC_DEBUG", "") not in ("", "0")
 

@@ -54,13 +54,13 @@ def stored(run_dir: Path) -> tuple[int, int]:
 def calibrate(out: Path) -> float:
     """Seconds an uninterrupted start of the sweep takes here, now (start-up to exit)."""
     t0 = time.perf_counter()
-    proc = start(out, delay=0.1)
+    proc = start(out, delay=0.5)
     proc.communicate(timeout=900)
     return time.perf_counter() - t0
 
 
 def phase(run_dir: Path, records: int) -> str:
-    """Where the sweep was when it died, from what it left."""
+    """Where the sweep was when it died, from what it left (``rerun``: the run was already complete)."""
     if not (run_dir / "header.json").exists():
         return "start-up"
     if records == 0:
@@ -91,7 +91,8 @@ def main() -> int:
             out = Path(tmp) / f"runs{episode}"
             run_dir = out / config(out).run_id
             for n in range(100):
-                proc = start(out, delay=0.1)
+                complete = (run_dir / "curve.png").exists()
+                proc = start(out, delay=0.5)
                 at = None if kills >= args.kills else rng.uniform(0.0, duration)
                 try:
                     proc.wait(timeout=at)
@@ -101,7 +102,7 @@ def main() -> int:
                     proc.communicate()
                     outcome, kills = "killed", kills + 1
                 problems, records = stored(run_dir)
-                where = phase(run_dir, records) if outcome == "killed" else "-"
+                where = "-" if outcome != "killed" else "rerun" if complete else phase(run_dir, records)
                 print(f"{episode:>3} {n:>5} {at or 0:>9.2f} {outcome:>8} {where:>9} {problems:>8} {records:>7}",
                       flush=True)
                 if outcome != "killed":

@@ -126,7 +126,8 @@ def test_sweep_through_a_faulty_proxy_loses_nothing(server, vllm_tiny_dir, tmp_p
     from ttc import load_run
 
     flags = ["--backend", "openai", "--model", vllm_tiny_dir, *SWEEP, "--retries", "20", "--request-timeout", "15"]
-    with FaultProxy(server.base_url, rate=0.3, seed=2, stall_s=60, script=["500", "reset", "stall", "truncate"]) as proxy:
+    faults = ["500", "reset", "stall", "truncate"]
+    with FaultProxy(server.base_url, rate=0.3, seed=2, stall_s=60, script=faults) as proxy:
         assert main([*flags, "--base-url", proxy.url, "--out", str(tmp_path / "faulty")]) == 0
     assert set(proxy.injected) == {"500", "reset", "stall", "truncate"}
     assert main([*flags, "--base-url", server.base_url, "--out", str(tmp_path / "direct")]) == 0

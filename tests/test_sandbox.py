@@ -1,6 +1,5 @@
 """The code sandbox and HumanEval grading: model code runs in a limited child process, never here."""
 
-import os
 import time
 
 import pytest

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ttc.errors import TTCError
+from ttc.hubcheck import require_hub
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,10 @@ def check_model_name(name: str) -> None:
         embedded_gguf_path(EMBEDDED[name])
         return
     path = Path(name).expanduser()
-    if path.is_dir() or HUB_ID.match(name):
+    if path.is_dir():
+        return
+    if HUB_ID.match(name):
+        require_hub(f"--model {name}", "download it where there is a network and pass its directory")
         return
     raise TTCError(f"unknown model {name!r}: use an embedded alias ({', '.join(EMBEDDED)}), "
                    f"a local checkpoint directory, or a Hugging Face id like org/name")

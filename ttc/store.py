@@ -173,10 +173,24 @@ class Shard:
         files = sorted(files) if files is not None else self.files()
         if len(files) < 2:
             return
-        table = _dedupe(_read_files(files, None, arrow=True))
+        # which rows to keep is decided on the key columns of every file; the rows then stream file by file,
+        # so compacting a shard of millions of records never holds its texts all at once
+        keys = pa.concat_tables([_read_file(f, KEY) for f in files])
+        keep = _first_copies(keys)
+        sizes = [pq.ParquetFile(f).metadata.num_rows for f in files]
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        write_atomic(self.path / f"c-{stamp}-{self.writer}-{uuid.uuid4().hex[:6]}.parquet",
-                     lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+        def write(tmp):
+            start = 0
+            with pq.ParquetWriter(tmp, ARROW_SCHEMA, compression="zstd") as w:
+                for f, size in zip(files, sizes):
+                    mask = keep[start:start + size]
+                    start += size
+                    if mask.any():
+                        table = _read_file(f, None)
+                        w.write_table(table if mask.all() else table.filter(pa.array(mask)))
+
+        write_atomic(self.path / f"c-{stamp}-{self.writer}-{uuid.uuid4().hex[:6]}.parquet", write)
         for f in files:
             f.unlink(missing_ok=True)
         fsync_dir(self.path)
@@ -200,14 +214,16 @@ def _read_files(files: list[Path], columns: list[str] | None, arrow: bool = Fals
     return table if arrow else table.to_pandas()
 
 
+def _first_copies(table: pa.Table):
+    """A mask of the rows that are the first copy (in file order) of their record key."""
+    keys = [k for k in KEY if k in table.column_names]
+    return ~table.select(keys).to_pandas().duplicated(keep="first").to_numpy()
+
+
 def _dedupe(table: pa.Table) -> pa.Table:
     """Keep the first copy (in file order) of each record key."""
-    keys = [k for k in KEY if k in table.column_names]
-    df = table.select(keys).to_pandas()
-    dup = df.duplicated(keep="first").to_numpy()
-    if not dup.any():
-        return table
-    return table.filter(pa.array(~dup))
+    keep = _first_copies(table)
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def new_writer_id() -> str:
@@ -327,7 +343,9 @@ def _read_v2(root: Path, columns: list[str] | None) -> pd.DataFrame:
         except FileNotFoundError:
             if attempt == 4:
                 raise
-    return _dedupe(table).to_pandas()
+    # one file per shard (a compacted run) cannot hold a record twice: each write is checked whole
+    single = len({f.parent for f in files}) == len(files)
+    return (table if single else _dedupe(table)).to_pandas()
 
 
 def _read_v1(root: Path, columns: list[str] | None) -> pd.DataFrame:

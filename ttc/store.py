@@ -255,9 +255,10 @@ class RunStore:
                 raise TTCError(f"{store.root} holds a run with a different config; use another --out")
             if old.get("schema_version") == 1:
                 old = convert_v1(store.root, old)
-            header = {**header, "created": old.get("created", header.get("created")),
-                      "resumed": old.get("resumed", 0) + 1, "models": old.get("models", {}),
-                      **({"converted_from": old["converted_from"]} if "converted_from" in old else {})}
+            # what this process knows replaces the old fields; what only the run knew (models, cluster
+            # statistics, the format it was converted from) stays
+            header = {**old, **header, "created": old.get("created", header.get("created")),
+                      "resumed": old.get("resumed", 0) + 1, "models": old.get("models", {})}
         (store.root / RECORDS_DIR).mkdir(exist_ok=True)
         store.write_header(header)
         return store

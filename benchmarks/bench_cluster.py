@@ -1,0 +1,165 @@
+"""Sweeps on a private local Ray cluster: worker scaling and the driver's ingest ceiling.
+
+    python benchmarks/bench_cluster.py [--part scaling,ingest] [--workers 1,2] [--ingest-workers 8]
+
+Times leave out the final summary and curve (the same work for every executor, not run here).
+(a) scaling: the same hf sweep (the embedded model, or --model DIR) in one process and on 1 and 2 Ray
+    workers, one torch thread each. Wall time includes each worker starting and loading its model;
+    tokens/s counts generated tokens. Scaling efficiency = (time on 1 worker / time on N) / N.
+(b) ingest: the scripted backend with many workers and many samples per problem (--samples, default 256),
+    so per-problem overhead is amortised. Workers generate, grade and cost; the driver receives each
+    problem's records, writes them to the run store and keeps the progress bar. "driver CPU" per record
+    is the marginal cost (the same sweep at half and at full size, differenced, so the header, problem
+    loading and workers starting drop out): of the driver's main thread (the hand-out loop: receiving and
+    decoding records, writing them) and of the whole driver process (Ray's own threads too). Records per
+    driver CPU second is the ingest ceiling, whatever the workers' speed; on a machine with few cores the
+    workers compete with the driver, so end-to-end records/s there is a floor, not the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def scripted(prompt, rng):
+    return f"Adding step by step we get {rng.randint(0, 50)}, so the answer is \\boxed{{{rng.randint(0, 3)}}}"
+
+
+def fake_factory(model, cfg):
+    from ttc.backends.fake import FakeBackend
+
+    return FakeBackend(scripted)
+
+
+def timed_sweep(config, factory=None):
+    """Run a sweep without its final summary and curve; return wall, driver process and main-thread CPU
+    seconds, records and generated tokens."""
+    import ttc.runner
+    from ttc import load_run
+
+    def clocks():
+        return time.perf_counter(), time.process_time(), time.thread_time()
+
+    finish, ttc.runner.finish = ttc.runner.finish, lambda store, config: None
+    try:
+        before = clocks()
+        store = ttc.runner.run_sweep(config, backend_factory=factory, progress=False)
+        wall, cpu, main_cpu = (b - a for a, b in zip(before, clocks()))
+    finally:
+        ttc.runner.finish = finish
+    df = load_run(store.root)
+    return wall, cpu, main_cpu, len(df), int(df["generated_tokens"].sum())
+
+
+def warm_up(tmp, model, factory=None):
+    """Import what a sweep imports (torch, the task library) before anything is timed."""
+    timed_sweep(config(tmp / "warm-up", model, 1, (1,), 8), factory)
+
+
+def config(out, model, limit, budgets, max_tokens, address=None, replicas=()):
+    from ttc.config import ClusterConfig, RunConfig, SamplingConfig, SweepConfig
+
+    return RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=(model,), budgets=budgets, limit=limit),
+                     sampling=SamplingConfig(max_tokens=max_tokens), out=str(out),
+                     cluster=ClusterConfig(address=address, replicas=replicas))
+
+
+def scaling(args, tmp):
+    import ray
+    import torch
+
+    torch.set_num_threads(1)
+    budgets = (args.samples_hf,)
+    rows = []
+    warm_up(tmp, args.model)
+    wall, _, _, n, tok = timed_sweep(config(tmp / "local", args.model, args.limit, budgets, args.max_tokens))
+    rows.append(("one process", wall, tok / wall, None))
+    base = None
+    for w in args.workers:
+        ray.init(num_cpus=w, include_dashboard=False, logging_level="WARNING")
+        try:
+            cfg = config(tmp / f"ray{w}", args.model, args.limit, budgets, args.max_tokens, "auto", (("", w),))
+            wall, _, _, n, tok = timed_sweep(cfg)
+        finally:
+            ray.shutdown()
+        base = base or wall * w
+        rows.append((f"ray, {w} worker{'s' * (w > 1)}", wall, tok / wall, base / wall / w))
+    print(f"\n(a) hf backend, {args.model}, {args.limit} problems x {args.samples_hf} samples, "
+          f"max {args.max_tokens} tokens, one thread per worker")
+    print(f"{'executor':<18} {'wall s':>8} {'tokens/s':>9} {'scaling eff.':>13}")
+    for name, wall, tps, eff in rows:
+        print(f"{name:<18} {wall:>8.1f} {tps:>9.1f} {'' if eff is None else f'{eff:.2f}':>13}")
+
+
+def ingest(args, tmp):
+    import ray
+
+    budgets = (args.samples,)
+    warm_up(tmp, "org/scripted", fake_factory)
+    print(f"\n(b) scripted backend, {args.ingest_limit} problems x {args.samples} samples per problem")
+    print(f"{'executor':<16} {'records':>8} {'wall s':>7} {'records/s':>10} | driver CPU us/record: "
+          f"{'main thread':>11} {'process':>8} | ceiling rec/s: {'main thread':>11} {'process':>8}")
+
+    def measure(name, address, workers):
+        # the same sweep at half and full size: the difference is the cost per record without the fixed
+        # costs (header, problem loading, workers starting)
+        runs = []
+        for limit in (args.ingest_limit // 2, args.ingest_limit):
+            if address:
+                ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING")
+            try:
+                cfg = config(tmp / f"{name}-{limit}", "org/scripted", limit, budgets, 64, address,
+                             (("", workers),) if address else ())
+                runs.append(timed_sweep(cfg, fake_factory))
+            finally:
+                if address:
+                    ray.shutdown()
+        (_, cpu0, main0, n0, _), (wall, cpu, main_cpu, n, _) = runs
+        dn, dcpu, dmain = n - n0, cpu - cpu0, main_cpu - main0
+        print(f"{name:<16} {n:>8} {wall:>7.2f} {n / wall:>10.0f} | {'':>21} {dmain / dn * 1e6:>11.1f} "
+              f"{dcpu / dn * 1e6:>8.1f} | {'':>14} {dn / dmain:>11.0f} {dn / dcpu:>8.0f}")
+
+    measure("one process", None, 1)
+    for w in args.ingest_workers:
+        measure(f"ray, {w} workers", "auto", w)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", default="scaling,ingest")
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--limit", type=int, default=8, help="(a) problems")
+    ap.add_argument("--samples-hf", type=int, default=4, help="(a) samples per problem")
+    ap.add_argument("--max-tokens", type=int, default=48, help="(a) tokens per completion at most")
+    ap.add_argument("--workers", default="1,2", help="(a) worker counts")
+    ap.add_argument("--ingest-limit", type=int, default=200, help="(b) problems")
+    ap.add_argument("--samples", type=int, default=256, help="(b) samples per problem")
+    ap.add_argument("--ingest-workers", default="8", help="(b) worker counts")
+    args = ap.parse_args()
+    args.workers = [int(x) for x in args.workers.split(",")]
+    args.ingest_workers = [int(x) for x in args.ingest_workers.split(",")]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("PYTHONPATH", str(ROOT))
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
+    try:
+        if "scaling" in args.part:
+            scaling(args, tmp)
+        if "ingest" in args.part:
+            ingest(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

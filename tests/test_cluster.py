@@ -78,6 +78,15 @@ def test_replicas_flag(tmp_path, capsys):
     assert "error: --replicas applies with --ray" in capsys.readouterr().err
 
 
+def test_no_running_cluster_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    if ray.is_initialized():
+        pytest.skip("a Ray cluster is already joined in this process")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["--ray", "--limit", "2", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "error: --ray: no running Ray cluster on this machine" in capsys.readouterr().err
+    assert not ray.is_initialized()
+
+
 def test_fake_backend_two_workers_equal_one_process(tmp_path, cluster):
     factory = lambda m, c: FakeBackend(scripted())  # noqa: E731
     sweep = dict(models=("org/m1", "org/m2"), samplers=("sample", "best_of_n"), limit=6)

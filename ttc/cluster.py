@@ -9,7 +9,7 @@ a sweep started locally resumes on a cluster and back, on any number of workers.
 A replica that dies (its node lost, out of memory, ``kill -9``, ``ray.kill``) has its problems in flight put
 back at the front of its model's queue and is replaced by a new one; a problem is stored only once, from the
 one call that returned it. The header's ``cluster`` field counts the replicas, the problems handed out again
-(``retries``) and the replicas lost, summed over the run's cluster attempts.
+(``retries``) and the replicas lost, of the attempt that wrote the header last.
 """
 
 from __future__ import annotations
@@ -288,11 +288,8 @@ def run_on_cluster(config, store, todo: list, per_model: int, factory=None, prog
     finally:
         bar.close()
         if pool is not None:
-            before = store.header().get("cluster") or {}
-            store.update_header(cluster={
-                "replicas": pool.target, "retries": before.get("retries", 0) + pool.retries,
-                "workers_lost": before.get("workers_lost", 0) + pool.lost,
-                "attempts": before.get("attempts", 0) + 1})
+            store.update_header(cluster={"replicas": pool.target, "retries": pool.retries,
+                                         "workers_lost": pool.lost})
             pool.shutdown()
         if owned:
             import ray

@@ -9,11 +9,11 @@ Times leave out the final summary and curve (the same work for every executor, n
 (b) ingest: the scripted backend with many workers and many samples per problem (--samples, default 256),
     so per-problem overhead is amortised. Workers generate, grade and cost; the driver receives each
     problem's records, writes them to the run store and keeps the progress bar. "driver CPU" per record
-    is the marginal cost (the same sweep at half and at full size, differenced, so the header, problem
-    loading and workers starting drop out): of the driver's main thread (the hand-out loop: receiving and
-    decoding records, writing them) and of the whole driver process (Ray's own threads too). Records per
-    driver CPU second is the ingest ceiling, whatever the workers' speed; on a machine with few cores the
-    workers compete with the driver, so end-to-end records/s there is a floor, not the ceiling.
+    is the whole run's CPU time (fixed costs included: the header, loading problems, waiting for workers
+    to start) of the driver's main thread (the hand-out loop: receiving and decoding records, writing
+    them) and of the whole driver process (Ray's own threads too), divided by the records: records per
+    driver CPU second is a lower bound on the ingest ceiling, whatever the workers' speed. On a machine
+    with few cores the workers compete with the driver, so end-to-end records/s there is a floor too.
     "alone": the driver's work with every result already in Ray's object store (no waiting, no workers
     competing): one ray.get of all problems, then the run store's writes. Its records per CPU second is
     the ceiling measured most directly.
@@ -113,23 +113,17 @@ def ingest(args, tmp):
           f"{'main thread':>11} {'process':>8} | ceiling rec/s: {'main thread':>11} {'process':>8}")
 
     def measure(name, address, workers):
-        # the same sweep at half and full size: the difference is the cost per record without the fixed
-        # costs (header, problem loading, workers starting)
-        runs = []
-        for limit in (args.ingest_limit // 2, args.ingest_limit):
+        if address:
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING")
+        try:
+            cfg = config(tmp / name.replace(" ", "-").replace(",", ""), "org/scripted", args.ingest_limit, budgets,
+                         64, address, (("", workers),) if address else ())
+            wall, cpu, main_cpu, n, _ = timed_sweep(cfg, fake_factory)
+        finally:
             if address:
-                ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING")
-            try:
-                cfg = config(tmp / f"{name}-{limit}", "org/scripted", limit, budgets, 64, address,
-                             (("", workers),) if address else ())
-                runs.append(timed_sweep(cfg, fake_factory))
-            finally:
-                if address:
-                    ray.shutdown()
-        (_, cpu0, main0, n0, _), (wall, cpu, main_cpu, n, _) = runs
-        dn, dcpu, dmain = n - n0, cpu - cpu0, main_cpu - main0
-        print(f"{name:<16} {n:>8} {wall:>7.2f} {n / wall:>10.0f} | {'':>21} {dmain / dn * 1e6:>11.1f} "
-              f"{dcpu / dn * 1e6:>8.1f} | {'':>14} {dn / dmain:>11.0f} {dn / dcpu:>8.0f}")
+                ray.shutdown()
+        print(f"{name:<16} {n:>8} {wall:>7.2f} {n / wall:>10.0f} | {'':>21} {main_cpu / n * 1e6:>11.1f} "
+              f"{cpu / n * 1e6:>8.1f} | {'':>14} {n / main_cpu:>11.0f} {n / cpu:>8.0f}")
 
     measure("one process", None, 1)
     for w in args.ingest_workers:

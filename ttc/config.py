@@ -173,17 +173,63 @@ class BackendConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Where the sweep runs. ``address`` None: in this process. Otherwise a Ray cluster: ``auto`` joins the
+    running one, ``local`` starts a private one, anything else is a Ray address. ``replicas`` holds
+    ``(model, count)`` pairs, model ``""`` meaning every model (empty: fill the cluster). Not part of the
+    run id: the same sweep resumes whether it ran in one process or on any number of workers."""
+
+    address: str | None = None
+    replicas: tuple[tuple[str, int], ...] = ()
+    cpus_per_replica: int = 1
+
+    def __post_init__(self):
+        if self.address is not None and not str(self.address).strip():
+            raise TTCError("--ray needs an address, auto or local")
+        if self.address is None and self.replicas:
+            raise TTCError("--replicas applies with --ray")
+        for model, n in self.replicas:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise TTCError(f"--replicas must be positive integers, got {model + '=' if model else ''}{n}")
+        if self.cpus_per_replica < 1:
+            raise TTCError(f"--cpus-per-replica must be a positive integer, got {self.cpus_per_replica}")
+
+    def replicas_for(self, model: str) -> int | None:
+        """The count named for ``model`` (or for every model); None when left to the cluster's size."""
+        named = dict(self.replicas)
+        return named.get(model, named.get(""))
+
+
+def parse_replicas(text: str) -> tuple[tuple[str, int], ...]:
+    """``"2"`` -> ``(("", 2),)``; ``"a=2,b=1"`` -> ``(("a", 2), ("b", 1))``; anything else is a ``TTCError``."""
+    out = []
+    for item in text.split(","):
+        model, _, count = item.strip().rpartition("=")
+        try:
+            out.append((model.strip(), int(count)))
+        except ValueError:
+            raise TTCError(f"--replicas must be N or MODEL=N,..., got {text!r}") from None
+    if len({m for m, _ in out}) != len(out):
+        raise TTCError(f"--replicas names a model twice: {text!r}")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """Everything one ``python -m ttc.run`` invocation needs."""
+    """Everything one ``python -m ttc.run`` invocation needs. ``cluster`` says where it runs; it is left
+    out of ``to_dict`` (the header's config) and of the run id."""
 
     sweep: SweepConfig = field(default_factory=SweepConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     out: str = "runs"
+    cluster: ClusterConfig = field(default_factory=ClusterConfig, compare=False)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d.pop("cluster")
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":

@@ -10,8 +10,8 @@ import argparse
 import os
 import sys
 
-from ttc.config import (BackendConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig, parse_budgets,
-                        parse_engine_args, parse_names)
+from ttc.config import (BackendConfig, ClusterConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig,
+                        parse_budgets, parse_engine_args, parse_names, parse_replicas)
 from ttc.errors import cli_guard, debug_requested
 
 DEFAULTS = RunConfig()
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=DEFAULTS.backend.retries,
                    help="openai: retries of a request after 429/5xx, timeouts and dropped connections")
     add_strategy_args(p)
+    add_cluster_args(p)
     p.add_argument("--dtype", default=DEFAULTS.backend.dtype,
                    help="weights dtype: auto (bfloat16 on GPUs and on CPUs with native bfloat16, else float32), "
                         "bfloat16, float16, float32")
@@ -105,6 +106,19 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chains", type=int, default=t.chains, help="budget_forcing: chains per problem")
 
 
+def add_cluster_args(p: argparse.ArgumentParser) -> None:
+    """Flags of a sweep on a Ray cluster (see the README's Cluster section)."""
+    g = p.add_argument_group("cluster (Ray)")
+    g.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster: no value or auto joins the running one (ray start --head), local "
+                        "starts a private one on this machine, else a Ray address (host:port, ray://host:port)")
+    g.add_argument("--replicas", default=None, metavar="N|MODEL=N,...",
+                   help="--ray: backend replicas (Ray actors) per model; default: as many as the cluster's GPUs "
+                        "(vllm) or CPUs hold, shared between the models")
+    g.add_argument("--cpus-per-replica", type=int, default=1,
+                   help="--ray: CPUs reserved by each replica, also its torch threads (hf)")
+
+
 def strategy_from_args(args: argparse.Namespace) -> StrategyConfig:
     def unescape(text: str) -> str:
         return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
@@ -133,7 +147,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                               base_url=args.base_url, api_key_env=args.api_key_env, serve=args.serve,
                               concurrency=args.concurrency, request_timeout=args.request_timeout,
                               retries=args.retries),
-        out=args.out)
+        out=args.out,
+        cluster=ClusterConfig(address=args.ray, cpus_per_replica=args.cpus_per_replica,
+                              replicas=parse_replicas(args.replicas) if args.replicas is not None else ()))
 
 
 def print_summary(summary_path) -> None:

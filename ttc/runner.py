@@ -181,6 +181,14 @@ def check_same_weights(before: dict | None, now: dict, model: str) -> None:
                            f"gives {key}={now[key]}: resume it {where}, or give another --out to start a new run")
 
 
+def register_model(store: RunStore, model: str, info, resuming: bool) -> None:
+    """Record where ``model``'s records come from; refuse to resume records of other weights."""
+    if resuming:  # some of this model's records are stored
+        check_same_weights(store.header().get("models", {}).get(model), info.identity, model)
+    store.update_header(models={model: {"source": info.source, "identity": info.identity,
+                                        "spec": dataclasses.asdict(info.spec)}})
+
+
 def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
               progress: bool = True) -> RunStore:
     """Run (or resume) the sweep described by ``config``; return its store with summary and curve written.
@@ -207,6 +215,12 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
                 todo += [(model, tname, sname, p) for p in problems[tname] if p.id not in done]
     per_model = len(sweep.samplers) * sum(len(p) for p in problems.values())  # problems x samplers of a model
 
+    if config.cluster.address is not None:  # the same items, handed to backend replicas on a Ray cluster
+        from ttc.cluster import run_on_cluster
+
+        run_on_cluster(config, store, todo, per_model, backend_factory, progress)
+        finish(store, config)
+        return store
     samplers = {name: configure_sampler(get_sampler(name), config) for name in sweep.samplers}
     factory = backend_factory or (lambda m, c: make_backend(c.backend.name, m, c))
     bar = tqdm(total=len(todo), desc="problems", unit="problem", disable=not progress, dynamic_ncols=True)
@@ -227,11 +241,7 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
             close_backend(backend)  # free the previous model before loading the next
             backend = None
             backend = factory(model, config)
-            if len(items) < per_model:  # some of this model's records are stored: resuming them
-                check_same_weights(store.header().get("models", {}).get(model), backend.info.identity, model)
-            store.update_header(models={model: {"source": backend.info.source,
-                                                "identity": backend.info.identity,
-                                                "spec": dataclasses.asdict(backend.info.spec)}})
+            register_model(store, model, backend.info, resuming=len(items) < per_model)
             # Backends that batch (vllm) or serve (openai) take several problems at once; hf takes one.
             width = getattr(backend, "concurrency", 1)
             model_of[0] = model

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ttc.analysis.exchange import frontier
@@ -101,10 +102,62 @@ def _analyze_all(args) -> list[RunAnalysis]:
                         args.tokens) for r in args.runs]
 
 
+def _policy_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("compute-optimal policy (Snell et al. 2024; see ttc.analysis.policy)")
+    g.add_argument("--policy", action="store_true",
+                   help="choose the best strategy per FLOPs budget and difficulty bin, cross-fitted over two "
+                        "halves of the problems, against the best single strategy (all runs: one task, one model)")
+    g.add_argument("--bins", type=int, default=5, help="quantile bins of difficulty")
+    g.add_argument("--first", type=int, default=4,
+                   help="samples whose mean self log-probability predicts a problem's difficulty")
+    g.add_argument("--task", default=None, help="the task, when the runs hold several")
+    g.add_argument("--model", default=None, help="the model, when the runs hold several")
+    g.add_argument("--out", default=None, help="where policy.png/.pdf go (default: <first run's parent>/analysis)")
+
+
+def policy_main(args) -> int:
+    from ttc.analysis.figures import plot_policy, save_figure
+    from ttc.analysis.policy import policy_from_runs
+
+    if args.bins < 1:
+        raise TTCError(f"--bins must be a positive integer, got {args.bins}")
+    r, cfg, diff = policy_from_runs(args.runs, n_bins=args.bins, n_boot=args.n_boot, seed=args.seed,
+                                    first=args.first, model=args.model, task=args.task)
+    pd.set_option("display.width", 200)
+    print(f"compute-optimal policy: {r.n_problems} problems, {len(cfg.table)} configurations of "
+          f"{len(cfg.strategies)} strategies, {r.n_bins} quantile bins, two-fold cross-fitting, "
+          f"{args.n_boot} bootstrap replicates (problems resampled)")
+    if "predicted" in diff:
+        rho = diff[["oracle", "predicted"]].corr(method="spearman").iloc[0, 1]
+        print(f"predicted difficulty: mean self log-prob of the first {args.first} samples; Spearman with "
+              f"oracle pass@1 {rho:.3f}; it costs {diff['predictor_flops'].mean():.4g} FLOPs per problem "
+              f"(not charged to the policy)")
+    print("\nFLOPs ratio (best single strategy's FLOPs / policy's FLOPs at the best single strategy's top "
+          "accuracy; nan = the policy never reaches it):")
+    print(_fmt(r.ratios, ["policy", "best_single", "target_accuracy", "flops_best_single", "flops_policy",
+                          "flops_ratio", "ratio_low", "ratio_high", "reached_share"]))
+    print("\ncurves (accuracy at a FLOPs budget, cross-fitted; 95% CI):")
+    c = r.curves
+    grid = np.sort(c["budget_flops"].unique())
+    show = grid[np.unique(np.linspace(0, len(grid) - 1, min(8, len(grid))).round().astype(int))]
+    t = c[c["budget_flops"].isin(show)].pivot_table(index="budget_flops", columns="curve", values="accuracy")
+    print(t.to_string(float_format=lambda v: f"{v:.3f}"))
+    top = r.choices[r.choices["budget_flops"] == r.choices["budget_flops"].max()]
+    print("\nchoices at the largest budget, fitted on all problems (bin 1 = hardest):")
+    print(_fmt(top, ["policy", "bin", "n_problems", "sampler", "metric", "budget"]))
+    out = Path(args.out) if args.out else Path(args.runs[0]).resolve().parent / "analysis"
+    for w in save_figure(plot_policy(r), out / "policy"):
+        print(w)
+    return 0
+
+
 def fit_main(argv: list[str] | None = None) -> int:
-    args = _parser("python -m ttc.fit", "Fit test-time compute curves and price them in pretraining "
-                   "compute.").parse_args(argv)
+    p = _parser("python -m ttc.fit", "Fit test-time compute curves and price them in pretraining compute.")
+    _policy_args(p)
+    args = p.parse_args(argv)
     try:
+        if args.policy:
+            return policy_main(args)
         analyses = _analyze_all(args)
         pd.set_option("display.width", 200)
         for a in analyses:

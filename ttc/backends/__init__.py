@@ -38,7 +38,10 @@ def _openai(model: str, config):
     dtype = resolve_dtype(b.dtype)
     if dtype != "auto":
         engine_args.setdefault("dtype", dtype)
-    server = LocalServer(resolve_model(model).path, model, engine_args,
+    source = resolve_model(model)
+    if source.revision:  # --model ID@REVISION: the server loads that revision
+        engine_args.setdefault("revision", source.revision)
+    server = LocalServer(source.path, model, engine_args,
                          Path(config.out) / config.run_id / "server.log").start()
     try:
         return OpenAIBackend(model, server.base_url, on_close=server.stop, liveness=server.check, **kwargs)

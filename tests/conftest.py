@@ -13,8 +13,14 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content
                  "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}")
 
 
-def build_tiny_model(path, seed: int = 0, n_layer: int = 2, d_model: int = 64):
-    """A character-level tokenizer and a random 2-layer Llama saved as a Hugging Face checkpoint."""
+def build_tiny_model(path, seed: int = 0, n_layer: int = 2, d_model: int = 64, skill: float = 0.0,
+                     chat_template: str = CHAT_TEMPLATE):
+    """A character-level tokenizer and a random Llama (``n_layer`` layers, width ``d_model``) saved as a
+    Hugging Face checkpoint.
+
+    ``skill`` > 0 makes the answer "7" likely by construction, for fixture families whose accuracy on a
+    task with gold 7 grows with it: one hidden dimension is held constant (set in every embedding, never
+    written by a layer) and the output head reads it into the logits of "7" and " " (``skill`` each)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -26,7 +32,7 @@ def build_tiny_model(path, seed: int = 0, n_layer: int = 2, d_model: int = 64):
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
                                   pad_token="</s>")
     tok.add_special_tokens({"additional_special_tokens": ["<|user|>", "<|assistant|>"]})
-    tok.chat_template = CHAT_TEMPLATE
+    tok.chat_template = chat_template
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=d_model, intermediate_size=2 * d_model,
                       num_hidden_layers=n_layer, num_attention_heads=4, num_key_value_heads=2,
@@ -35,6 +41,15 @@ def build_tiny_model(path, seed: int = 0, n_layer: int = 2, d_model: int = 64):
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():  # make the end-of-sequence token likely so samples have varied lengths
         model.lm_head.weight[2] *= 0.0
+        if skill:
+            d0 = d_model - 1
+            model.model.embed_tokens.weight[:, d0] = 1.0
+            for layer in model.model.layers:
+                layer.self_attn.o_proj.weight[d0] = 0.0
+                layer.mlp.down_proj.weight[d0] = 0.0
+            model.lm_head.weight[:, d0] = 0.0
+            for ch in "7 ":
+                model.lm_head.weight[vocab[ch], d0] = skill / d_model ** 0.5
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path

@@ -94,6 +94,13 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--setting", default=None, help="reference setting, e.g. instruct_5shot, base_5shot")
     p.add_argument("--tokens", type=float, default=None,
                    help="the model's pretraining tokens, if the reference table does not know it")
+    p.add_argument("--reading", choices=("auto", "measured", "published"), default="auto",
+                   help="pretraining curve: measured (the runs' own family members on the run's task), "
+                        "published (reference scores of another benchmark), auto (measured when the runs "
+                        "hold at least 3 models of one task)")
+    p.add_argument("--pretrain-tokens", action="append", default=[], metavar="MODEL=D",
+                   help="pretraining tokens of a model the family table does not know (repeatable)")
+    p.add_argument("--family-table", default=None, help="a family table CSV instead of ttc/data/families.csv")
     return p
 
 
@@ -151,6 +158,50 @@ def policy_main(args) -> int:
     return 0
 
 
+def measured_main(args) -> bool:
+    """Print the measured family reading if the runs make a family (see ``--reading``); True if printed."""
+    from ttc.analysis.family import family_members, load_families, measured_family, parse_pretrain_tokens
+
+    pps, headers = [], {}
+    for r in args.runs:
+        pp, header = run_per_problem(r)
+        pps.append(pp)
+        for m, info in header.get("models", {}).items():
+            headers.setdefault(m, info)
+    pp = pd.concat(pps, ignore_index=True).drop_duplicates(["task", "model", "sampler", "problem_id", "budget",
+                                                             "metric"])
+    printed = False
+    for task, g in pp.groupby("task", sort=True):
+        models = sorted(g["model"].unique())
+        if args.reading == "auto" and len(models) < 3:
+            continue
+        fam = load_families(args.family_table)
+        members = family_members(headers, models, fam, parse_pretrain_tokens(args.pretrain_tokens))
+        curve, ex, matched = measured_family(g, members, task, args.metric, n_boot=args.n_boot, seed=args.seed)
+        f = curve.fit
+        print(f"== measured family curve on {task} ({curve.setting}; like with like: the runs' own task, "
+              f"prompt and grader)")
+        print("accuracy = sigmoid(log10 6ND), floor 0 and ceiling 1 fixed: "
+              + ", ".join(f"{k}={f.params[k]:.4g} [{f.ci.get(k, (np.nan,))[0]:.4g}, "
+                          f"{f.ci.get(k, (np.nan, np.nan))[1]:.4g}]" for k in f.free)
+              + f"; {f.n} members, R^2={f.r2:.3f}; tokens ~ N^{curve.tokens_slope:.3f}; CIs resample problems "
+                f"jointly across members ({f.n_boot} replicates, {f.n_boot_failed} failed)")
+        print(_fmt(curve.rows, ["model", "params", "tokens", "compute", "accuracy", "source"]))
+        print(f"\nexchange rate ({args.metric}) on the measured curve (C_eff anchored at each member's own k=1; "
+              f"C_eff_raw read off the curve as fitted):")
+        print(_fmt(ex, ["model", "budget", "accuracy", "C_eff", "C_eff_low", "C_eff_high", "multiplier", "N_eff",
+                        "density", "density_low", "density_high", "C_eff_raw", "density_raw", "extrapolated"]))
+        if not matched.empty:
+            print("\nFLOPs-matched comparison (Snell et al. 2024) against the larger members' measured k=1 "
+                  "accuracy, measured budgets only:")
+            print(matched.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print()
+        printed = True
+    if args.reading == "measured" and not printed:
+        raise TTCError("--reading measured needs runs holding at least 3 models of one task")
+    return printed
+
+
 def fit_main(argv: list[str] | None = None) -> int:
     p = _parser("python -m ttc.fit", "Fit test-time compute curves and price them in pretraining compute.")
     _policy_args(p)
@@ -158,8 +209,9 @@ def fit_main(argv: list[str] | None = None) -> int:
     try:
         if args.policy:
             return policy_main(args)
-        analyses = _analyze_all(args)
         pd.set_option("display.width", 200)
+        measured = measured_main(args) if args.reading != "published" else False
+        analyses = _analyze_all(args)
         for a in analyses:
             print(f"== {a.run_dir.name}")
             ok = a.fit_table[a.fit_table["error"] == ""]
@@ -168,10 +220,14 @@ def fit_main(argv: list[str] | None = None) -> int:
                             "r2", "rmse", "n_boot_failed"]))
             for _, e in a.fit_table[a.fit_table["error"] != ""].iterrows():
                 print(f"  not fitted: {e['metric']} {e['form']}: {e['error']}")
+            if measured:  # the published reading is the fallback; the measured one is printed above
+                print()
+                continue
             for model, m in a.models.items():
                 c = m["curve"]
                 print(f"\n[{model}: N = {m['n_params']:.4g} parameters, D = {m['tokens']:.4g} pretraining tokens]")
-                print(f"\nfamily curve {c.label}: accuracy = sigmoid(log10 6ND), "
+                print(f"\npublished-score reading (another benchmark than the run's task; see docs/analysis.md): "
+                      f"family curve {c.label}: accuracy = sigmoid(log10 6ND), "
                       + ", ".join(f"{k}={v:.4g}" for k, v in c.fit.params.items())
                       + f"; {c.fit.n} models, R^2={c.fit.r2:.3f}; tokens ~ N^{c.tokens_slope:.3f}")
                 print(_fmt(c.rows, ["model", "params", "tokens", "compute", "score", "source"]))

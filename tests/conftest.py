@@ -13,25 +13,36 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content
                  "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}")
 
 
+# A thinking model's template (Qwen3 style): with enable_thinking the assistant turn opens a thought,
+# without it an empty thought is closed at once.
+THINK_TEMPLATE = ("{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content'] }}{% endfor %}"
+                  "{% if add_generation_prompt %}{{ '<|assistant|>' }}"
+                  "{% if enable_thinking is defined and enable_thinking %}{{ '<think>' }}"
+                  "{% else %}{{ '<think></think>' }}{% endif %}{% endif %}")
+
+
 def build_tiny_model(path, seed: int = 0, n_layer: int = 2, d_model: int = 64, skill: float = 0.0,
-                     chat_template: str = CHAT_TEMPLATE):
+                     chat_template: str = CHAT_TEMPLATE, think_tags: bool = False):
     """A character-level tokenizer and a random Llama (``n_layer`` layers, width ``d_model``) saved as a
     Hugging Face checkpoint.
 
     ``skill`` > 0 makes the answer "7" likely by construction, for fixture families whose accuracy on a
     task with gold 7 grows with it: one hidden dimension is held constant (set in every embedding, never
-    written by a layer) and the output head reads it into the logits of "7" and " " (``skill`` each)."""
+    written by a layer) and the output head reads it into the logits of "7" and " " (``skill`` each).
+    ``think_tags`` adds ``<think>`` and ``</think>`` as single (non-special) tokens."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(SPECIALS + CHARS)}
+    vocab = {t: i for i, t in enumerate(SPECIALS + CHARS + (["<think>", "</think>"] if think_tags else []))}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
     tk.decoder = decoders.Fuse()
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
                                   pad_token="</s>")
     tok.add_special_tokens({"additional_special_tokens": ["<|user|>", "<|assistant|>"]})
+    if think_tags:
+        tok.add_tokens(["<think>", "</think>"])
     tok.chat_template = chat_template
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=d_model, intermediate_size=2 * d_model,

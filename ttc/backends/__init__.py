@@ -11,14 +11,15 @@ from ttc.errors import TTCError
 def _hf(model: str, config):
     from ttc.backends.hf import HFBackend
 
-    return HFBackend(model, dtype=config.backend.dtype)
+    return HFBackend(model, dtype=config.backend.dtype, chat_template_kwargs=config.backend.chat_template_kwargs)
 
 
 def _vllm(model: str, config):
     from ttc.backends.vllm import VLLMBackend
 
     b = config.backend
-    return VLLMBackend(model, dtype=b.dtype, engine_args=b.engine_args, concurrency=b.concurrency)
+    return VLLMBackend(model, dtype=b.dtype, engine_args=b.engine_args, concurrency=b.concurrency,
+                       chat_template_kwargs=b.chat_template_kwargs)
 
 
 def _openai(model: str, config):

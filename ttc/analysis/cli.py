@@ -117,6 +117,9 @@ def _policy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bins", type=int, default=5, help="quantile bins of difficulty")
     g.add_argument("--first", type=int, default=4,
                    help="samples whose mean self log-probability predicts a problem's difficulty")
+    g.add_argument("--samplers", default=None,
+                   help="comma-separated samplers whose strategies the policy may choose (default: all; the "
+                        "policy uses the problems every chosen strategy scored)")
     g.add_argument("--task", default=None, help="the task, when the runs hold several")
     g.add_argument("--model", default=None, help="the model, when the runs hold several")
     g.add_argument("--out", default=None, help="where policy.png/.pdf go (default: <first run's parent>/analysis)")
@@ -129,7 +132,8 @@ def policy_main(args) -> int:
     if args.bins < 1:
         raise TTCError(f"--bins must be a positive integer, got {args.bins}")
     r, cfg, diff = policy_from_runs(args.runs, n_bins=args.bins, n_boot=args.n_boot, seed=args.seed,
-                                    first=args.first, model=args.model, task=args.task)
+                                    first=args.first, model=args.model, task=args.task,
+                                    samplers=tuple(args.samplers.split(",")) if args.samplers else None)
     pd.set_option("display.width", 200)
     print(f"compute-optimal policy: {r.n_problems} problems, {len(cfg.table)} configurations of "
           f"{len(cfg.strategies)} strategies, {r.n_bins} quantile bins, two-fold cross-fitting, "
@@ -142,7 +146,8 @@ def policy_main(args) -> int:
     print("\nFLOPs ratio (best single strategy's FLOPs / policy's FLOPs at the best single strategy's top "
           "accuracy; nan = the policy never reaches it):")
     print(_fmt(r.ratios, ["policy", "best_single", "target_accuracy", "flops_best_single", "flops_policy",
-                          "flops_ratio", "ratio_low", "ratio_high", "reached_share"]))
+                          "flops_ratio", "ratio_low", "ratio_high", "reached_share", "gain_at_max", "gain_low",
+                          "gain_high"]))
     print("\ncurves (accuracy at a FLOPs budget, cross-fitted; 95% CI):")
     c = r.curves
     grid = np.sort(c["budget_flops"].unique())

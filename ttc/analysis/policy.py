@@ -20,8 +20,10 @@ strategies (``DEPLOYABLE``: maj@k, best@k, wmaj@k, acc); pass@k is an oracle and
   the same way; the best single strategy is the one whose fitted curve reaches the highest accuracy.
 * **FLOPs ratio** (Snell's "4x"): the FLOPs the best single strategy needs to reach its own top accuracy,
   divided by the FLOPs the policy needs to reach that accuracy (log-linear interpolation along its curve;
-  nan when the policy never reaches it). CIs are percentiles over bootstrap replicates that resample
-  problems and redo the split, the fit and the scoring.
+  nan when the policy never reaches it). ``gain_at_max``: the policy's accuracy minus the best single
+  strategy's at the largest budget (always defined). CIs are percentiles over bootstrap replicates that
+  resample problems and redo the split, the fit and the scoring; the ratio's CI is given when at least half
+  the replicates reach the target (``reached_share``).
 """
 
 from __future__ import annotations
@@ -230,7 +232,8 @@ def _ratios(curves: dict, strategies: list[str]) -> dict:
             continue
         f_pol = reach_flops(target, fl, acc)
         out[name] = dict(best_single=best, target_accuracy=target, flops_best_single=f_base, flops_policy=f_pol,
-                         flops_ratio=f_base / f_pol if np.isfinite(f_pol) else float("nan"))
+                         flops_ratio=f_base / f_pol if np.isfinite(f_pol) else float("nan"),
+                         gain_at_max=float(acc[-1] - acc_b[-1]))
     return out
 
 
@@ -261,6 +264,7 @@ def compute_optimal_policy(cfg: Configs, scores: dict[str, np.ndarray], n_bins: 
     ratio = _ratios(point, cfg.strategies)
     reps = {k: [] for k in point}
     rep_ratio = {k: [] for k in ratio}
+    rep_gain = {k: [] for k in ratio}
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
         c = _curves(cfg, idx, scores, n_bins, grid, _folds(n, rng, groups=idx))
@@ -268,6 +272,7 @@ def compute_optimal_policy(cfg: Configs, scores: dict[str, np.ndarray], n_bins: 
             reps[k].append(acc)
         for k, r in _ratios(c, cfg.strategies).items():
             rep_ratio[k].append(r["flops_ratio"])
+            rep_gain[k].append(r["gain_at_max"])
     a = (1 - level) / 2
     rows = []
     for k, (acc, fl) in point.items():
@@ -287,8 +292,12 @@ def compute_optimal_policy(cfg: Configs, scores: dict[str, np.ndarray], n_bins: 
         reached = np.isfinite(draws)
         ci = ((float(np.quantile(draws[reached], a)), float(np.quantile(draws[reached], 1 - a)))
               if reached.sum() >= max(1, n_boot // 2) else (np.nan, np.nan))
+        gains = np.array(rep_gain[k], dtype=float)
+        gains = gains[np.isfinite(gains)]
+        g_ci = (float(np.quantile(gains, a)), float(np.quantile(gains, 1 - a))) if gains.size else (np.nan, np.nan)
         rat.append(dict(policy=k, **r, ratio_low=ci[0], ratio_high=ci[1],
-                        reached_share=float(reached.mean()) if n_boot else np.nan))
+                        reached_share=float(reached.mean()) if n_boot else np.nan,
+                        gain_low=g_ci[0], gain_high=g_ci[1]))
     return PolicyResult(pd.DataFrame(rows), pd.DataFrame(rat), _choice_table(cfg, scores, n_bins, grid),
                         n, n_bins)
 
@@ -314,9 +323,11 @@ def _choice_table(cfg: Configs, scores: dict, n_bins: int, grid) -> pd.DataFrame
 
 
 def policy_from_runs(run_dirs, n_bins: int = 5, n_boot: int = 200, seed: int = 0, first: int = 4,
-                     model: str | None = None, task: str | None = None) -> tuple[PolicyResult, Configs, pd.DataFrame]:
-    """Read one or more runs of one task and model, and compute the policy (see ``compute_optimal_policy``).
-    Returns the result, the configurations and the per-problem difficulty table."""
+                     model: str | None = None, task: str | None = None,
+                     samplers: tuple[str, ...] | None = None) -> tuple[PolicyResult, Configs, pd.DataFrame]:
+    """Read one or more runs of one task and model, and compute the policy (see ``compute_optimal_policy``)
+    over the strategies of ``samplers`` (default: all). Returns the result, the configurations and the
+    per-problem difficulty table."""
     from ttc.analysis.runs import run_per_problem
     from ttc.store import load_run
 
@@ -336,6 +347,11 @@ def policy_from_runs(run_dirs, n_bins: int = 5, n_boot: int = 200, seed: int = 0
         if want not in have:
             raise TTCError(f"no {col} {want!r} in the runs; have {', '.join(have)}")
         pp, records = pp[pp[col] == want], records[records[col] == want]
+    if samplers:
+        unknown = set(samplers) - set(pp["sampler"])
+        if unknown:
+            raise TTCError(f"no records of sampler(s) {', '.join(sorted(unknown))} in the runs")
+        pp = pp[pp["sampler"].isin(samplers)]
     cfg = config_matrix(pp)
     diff = difficulty_scores(records, cfg.problems, first=first)
     scores = {"oracle": diff["oracle"].to_numpy(float)}

@@ -37,6 +37,7 @@ import pandas as pd
 
 from ttc.flops import lm_head_flops, trunk_flops
 from ttc.records import Completion
+from ttc.tables import per_problem
 
 WAIT = " Wait"
 
@@ -66,7 +67,9 @@ def sub_seed(seed: int, *parts: int) -> int:
 
 class BudgetForcing:
     name = "budget_forcing"
-    primary_metric = "acc"
+    metrics = ("acc", "control", "natural", "scaling")
+    columns = ("problem_id", "sample_index", "correct", "generated_tokens", "prefill_flops", "decode_flops",
+               "extra")
 
     def __init__(self, think_budgets=(32, 64, 128), think_end: str = "", answer_prefix: str = "\n\nFinal answer: ",
                  answer_tokens: int = 16, num_wait: int = 0, chains: int = 4):
@@ -171,7 +174,10 @@ class BudgetForcing:
                                    "decode_flops": forced_decode_flops(spec, prompt_tokens, generated, inserted)}))
         return out
 
-    def evaluate(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
+    def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
+        return per_problem(df, self.evaluate_problem, budgets, seed)
+
+    def evaluate_problem(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
         extra = list(group["extra"])
         caps = sorted({int(e["think_budget"]) for e in extra})
         prefill = float(group["prefill_flops"].iloc[0])

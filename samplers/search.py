@@ -33,9 +33,10 @@ import pandas as pd
 
 from samplers.best_of_n import grade_text, record_answers
 from samplers.budget_forcing import sub_seed
-from samplers.selection import best_of_k, weighted_majority_at_k
 from ttc.flops import decode_flops
+from ttc.metrics import best_of_k, weighted_majority_at_k
 from ttc.records import Completion
+from ttc.tables import per_problem
 from ttc.verifiers import Candidate, make_verifier
 
 
@@ -59,7 +60,9 @@ class Path:
 
 class _Search:
     needs_problem = True
-    primary_metric = "best"
+    metrics = ("best@k", "wmaj@k", "pass@k")
+    columns = ("problem_id", "sample_index", "answer", "correct", "generated_tokens", "prefill_flops",
+               "decode_flops", "verifier_flops", "extra")
 
     def __init__(self, verifier: str = "self-logprob", strategy=None, budgets: tuple[int, ...] = (1, 2, 4)):
         from ttc.config import StrategyConfig
@@ -158,7 +161,10 @@ class _Search:
     def width(self, budget: int) -> int:
         return min(self.strategy.beam_width, budget)
 
-    def evaluate(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
+    def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
+        return per_problem(df, self.evaluate_problem, budgets, seed)
+
+    def evaluate_problem(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
         rows = []
         extra = list(group["extra"])
         prefill = float(group["prefill_flops"].iloc[0])

@@ -335,7 +335,8 @@ def policy_from_runs(run_dirs, n_bins: int = 5, n_boot: int = 200, seed: int = 0
     for r in run_dirs:
         pp, _ = run_per_problem(r)
         pps.append(pp)
-        recs.append(load_run(r))
+        recs.append(load_run(r, columns=["task", "model", "sampler", "problem_id", "sample_index", "correct",
+                                         "extra", "decode_flops", "prefill_flops"]))
     pp = pd.concat(pps, ignore_index=True).drop_duplicates(["task", "model", "sampler", "problem_id", "budget",
                                                              "metric"])
     records = pd.concat(recs, ignore_index=True)

@@ -139,6 +139,9 @@ def test_policy_from_a_stored_run(policy_run):
     df = load_run(policy_run)
     s = df[df["sampler"] == "sample"].groupby("problem_id")["correct"].mean()
     assert np.allclose(diff["oracle"], s.loc[diff.index])
+    # a problem held by two runs is read once (from the first)
+    _, cfg2, diff2 = policy_from_runs([policy_run, policy_run], n_bins=3, n_boot=0)
+    assert len(cfg2.problems) == 24 and np.allclose(diff2["oracle"], diff["oracle"])
 
 
 def test_fit_cli_policy(policy_run, capsys, tmp_path):

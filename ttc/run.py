@@ -108,6 +108,11 @@ def strategy_from_args(args: argparse.Namespace) -> StrategyConfig:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    from ttc.backends import resolve_auto_dtype
+
+    # auto is resolved first, then hashed: `--dtype auto` and the dtype it stands for here are one run
+    dtype = resolve_auto_dtype(args.backend, args.dtype) if args.dtype == "auto" and (
+        args.backend != "openai" or args.serve) else args.dtype
     return RunConfig(
         sweep=SweepConfig(tasks=parse_names(args.task), models=parse_names(args.model),
                           samplers=parse_names(args.sampler), budgets=parse_budgets(args.budget),
@@ -115,7 +120,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                                 seed=args.seed),
         strategy=strategy_from_args(args),
-        backend=BackendConfig(name=args.backend, dtype=args.dtype, engine_args=parse_engine_args(args.engine_arg),
+        backend=BackendConfig(name=args.backend, dtype=dtype, engine_args=parse_engine_args(args.engine_arg),
                               base_url=args.base_url, api_key_env=args.api_key_env, serve=args.serve,
                               concurrency=args.concurrency, request_timeout=args.request_timeout,
                               retries=args.retries,
@@ -153,6 +158,17 @@ def print_summary(summary_path) -> None:
     print(table.round(3).to_string())
 
 
+def print_routes(run_dir) -> None:
+    """The share of answers by extraction route (``ttc.routes``), read from the answer columns only."""
+    from ttc.browse import load_columns
+    from ttc.routes import extraction_routes, format_routes
+
+    df = load_columns(run_dir, ["task", "model", "sampler", "answer", "answer_strict", "correct"])
+    text = format_routes(extraction_routes(df))
+    if text:
+        print(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -167,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished problems are saved; re-run the same command to resume", file=sys.stderr)
         return 130
     print_summary(store.root / "summary.csv")
+    print_routes(store.root)
     print(f"run directory: {store.root}")
     return 0
 

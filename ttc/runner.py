@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -239,6 +240,14 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
 
 
 def finish(store: RunStore, config: RunConfig) -> None:
-    """Fold the run's record files together, then write ``summary.csv``, ``problems.csv`` and ``curve.png``."""
+    """Fold the run's record files together, then write ``summary.csv``, ``problems.csv``, ``curve.png`` and
+    ``report.html``."""
     store.compact()
     write_summary(store.root, SAMPLERS, budgets=config.sweep.budgets, seed=config.sampling.seed)
+    try:  # the page is a view of what is stored: failing to draw it never costs the run
+        from ttc.report import write_report
+
+        write_report(store.root)
+    except Exception as e:  # noqa: BLE001
+        print(f"warning: report.html not written ({type(e).__name__}: {e}); "
+              f"python -m ttc.report {store.root} retries", file=sys.stderr)

@@ -37,7 +37,10 @@ class Problems:
 
     @classmethod
     def of(cls, df: pd.DataFrame) -> "Problems":
-        df = df.sort_values(["problem_id", "sample_index"], kind="stable").reset_index(drop=True)
+        pid, idx = df["problem_id"].to_numpy(), df["sample_index"].to_numpy()
+        ordered = len(pid) < 2 or bool(np.all((pid[1:] > pid[:-1]) | ((pid[1:] == pid[:-1]) & (idx[1:] > idx[:-1]))))
+        df = df.reset_index(drop=True) if ordered else \
+            df.sort_values(["problem_id", "sample_index"], kind="stable").reset_index(drop=True)
         pid = df["problem_id"].to_numpy()
         if len(pid) == 0:
             return cls(np.array([], dtype=object), np.zeros(0, int), np.zeros(0, int), df)

@@ -15,7 +15,8 @@ nothing overflows and the conditioning event has probability about ``1/sqrt(2 pi
 (g, v) the other classes split into free ones (whose total can never exceed ``w_g v``: they and the
 unparsed pool merge into one binomial) and constrained ones, whose truncated generating polynomials
 ``L_i(x) + s E_i(x)`` (``s`` marks a tie) are multiplied with the free pool's; the coefficient of
-``x^(k-v)`` integrated over s in [0, 1] turns ``s^(t-1)`` into the ``1/t`` of the tie rule.
+``x^(k-v)`` integrated over s in [0, 1] turns ``s^(t-1)`` into the ``1/t`` of the tie rule (exactly, by
+Gauss-Legendre quadrature: the integrand is a polynomial in s).
 
 Cost: coefficients below ``TINY`` are dropped, so every polynomial lives on a window a few standard
 deviations wide, and a class whose chance of reaching ``w_g v`` is below ``TINY`` counts as free. Each
@@ -25,9 +26,11 @@ to far better than 1e-9 (checked against enumeration in tests/test_voting.py).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
+from scipy.signal import convolve2d
 from scipy.special import gammaln
 
 TINY = 1e-22  # absolute probability below which a polynomial coefficient is dropped
@@ -95,6 +98,12 @@ class _Type:
         self.hi = self.lo + self.pmf.size - 1
         self.tail = np.cumsum(self.pmf[::-1])[::-1]  # P(X >= j) for j in the window
 
+    def at_most(self, j: int) -> float:
+        """P(X <= j), to within the mass dropped outside the window."""
+        if j < self.lo:
+            return 0.0
+        return 1.0 - (float(self.tail[j + 1 - self.lo]) if j + 1 <= self.hi else 0.0)
+
     def reach(self, eps: float) -> int:
         """The largest count j with P(X >= j) > eps: a class needing more than that to reach a total counts
         as free, which moves less than eps of probability."""
@@ -119,29 +128,53 @@ def _slice(lo: int, c: np.ndarray, a: int, b: int) -> tuple[int, np.ndarray]:
     return (a, c[a - lo: b - lo + 1]) if a <= b else (0, np.zeros(0))
 
 
-def _bimul(a: list, b: list, limit: int) -> list:
-    """Product of two polynomials in (s, x), each a list over the power of s of windowed polynomials in x."""
-    out: list = [(0, np.zeros(0))] * (len(a) + len(b) - 1)
-    for ta, pa in enumerate(a):
-        if pa[1].size == 0:
-            continue
-        for tb, pb in enumerate(b):
-            if pb[1].size:
-                out[ta + tb] = _add(out[ta + tb], _mul(pa, pb, limit))
-    while len(out) > 1 and out[-1][1].size == 0:
-        out.pop()
-    return out
+def _mul_nodes(P: tuple[int, np.ndarray], factor: list, s: np.ndarray, limit: int) -> tuple[int, np.ndarray]:
+    """Multiply the polynomials in x held one per quadrature node (rows of ``P``, one shared window) by a
+    class's factor ``below + s * tied`` at each node's s, truncated at degree ``limit``."""
+    (op, A), (ob, b), (ot, t) = P, factor[0], factor[1]
+    parts = []
+    conv = (lambda a, k: np.convolve(a[0], k)[None, :]) if A.shape[0] == 1 else (lambda a, k: convolve2d(a, k[None, :]))
+    if b.size:
+        parts.append((op + ob, conv(A, b)))
+    if t.size:
+        parts.append((op + ot, s[:, None] * (conv(A, t) if t.size > 1 else A * t[0])))
+    parts = [(o, c) for o, c in parts if o <= limit]
+    if not parts:
+        return 0, np.zeros((A.shape[0], 0))
+    lo = min(o for o, _ in parts)
+    hi = min(limit, max(o + c.shape[1] for o, c in parts) - 1)
+    out = np.zeros((A.shape[0], hi - lo + 1))
+    for o, c in parts:
+        w = min(c.shape[1], hi - o + 1)
+        out[:, o - lo: o - lo + w] += c[:, :w]
+    keep = np.flatnonzero(out.max(axis=0) > TINY)
+    if keep.size == 0:
+        return 0, np.zeros((A.shape[0], 0))
+    return lo + int(keep[0]), out[:, keep[0]:keep[-1] + 1]
 
 
-def _bipow(a: list, e: int, limit: int) -> list:
-    result: list = [(0, np.ones(1))]
-    while e:
-        if e & 1:
-            result = _bimul(result, a, limit)
-        e >>= 1
-        if e:
-            a = _bimul(a, a, limit)
-    return result
+@functools.lru_cache(maxsize=None)
+def _nodes(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1]: exact for polynomials of degree < 2q."""
+    nodes, wts = np.polynomial.legendre.leggauss(q)
+    return (nodes + 1) / 2, wts / 2
+
+
+def _inner(pool: tuple[int, np.ndarray], factors: list, rest: int) -> float:
+    """sum over t of [x^rest] pool * (the configurations with t classes tied with g) / (t + 1).
+
+    The tie marker s turns that sum into an integral over s in [0, 1] of a polynomial in s whose degree is
+    at most the number of classes that can tie; Gauss-Legendre quadrature with that many / 2 + 1 nodes
+    integrates it exactly, and at each node the product over the classes is an ordinary polynomial in x."""
+    ties = sum(c for (_, tied), c in factors if tied[1].size)
+    s, wts = _nodes(min(ties, rest) // 2 + 1)
+    P = (0, np.ones((s.size, 1)))
+    for factor, c in factors:
+        for _ in range(c):
+            P = _mul_nodes(P, factor, s, rest)
+            if P[1].shape[1] == 0:
+                return 0.0
+    return float(sum(w * _dot_at(pool, (P[0], row), rest) for w, row in zip(wts, P[1])))
 
 
 def _dot_at(a: tuple[int, np.ndarray], b: tuple[int, np.ndarray], degree: int) -> float:
@@ -190,26 +223,32 @@ def vote_at_k(counts, good, unparsed: int, k: int, weights=None) -> float:
     for gi, g in enumerate(types):
         if not g.good:
             continue
+        count = t_count - (np.arange(len(types)) == gi)
         for v in range(max(g.lo, 1), min(g.hi, k) + 1):
             pv = g.pmf[v - g.lo]
             if pv < skip:
                 continue
             rest = k - v
             target = g.w * v
-            count = t_count - (np.arange(len(types)) == gi)
             with np.errstate(divide="ignore", invalid="ignore"):
                 j0 = np.where(t_w > 0, np.maximum(1, np.ceil(target / t_w * (1 - 1e-12) - 1e-12)),
                               np.where(target <= 1e-15, 1, np.inf))
             reach = (j0 <= t_hi) & (count > 0)  # classes that can reach or tie g's total
             free = int(unparsed) + int((count * t_m)[~reach].sum())
-            polys = [(0, np.ones(1))]
-            for ti in np.flatnonzero(reach):
-                polys = _bimul(polys, _bipow(types[ti].split(target), int(count[ti]), rest), rest)
-                if len(polys) == 1 and polys[0][1].size == 0:
-                    break
+            constrained = np.flatnonzero(reach)
             pool = binomial(free)
-            inner = sum(_dot_at(pool, q, rest) / (t + 1) for t, q in enumerate(polys))
-            total += pv * g.count * inner
+            # every coefficient is a probability, so the inner sum is at most max(pool) times the chance that
+            # each constrained class stays at or below g's count: skip a v that cannot matter
+            bound = pv * g.count * float(pool[1].max(initial=0.0))
+            for ti in constrained:
+                t = types[ti]
+                bound *= t.at_most(_first_reaching(t.w, target)) ** int(count[ti]) if t.w > 0 else 1.0
+                if bound < skip:
+                    break
+            if bound < skip:
+                continue
+            factors = [(types[ti].split(target), int(count[ti])) for ti in constrained]
+            total += pv * g.count * _inner(pool, factors, rest)
     return float(min(max(total / norm, 0.0), 1.0))
 
 

@@ -51,6 +51,27 @@ def _openai(model: str, config):
         raise
 
 
+def resolve_auto_dtype(backend: str, dtype: str) -> str:
+    """What ``--dtype auto`` stands for on this machine, resolved before the run id is hashed, so that naming
+    the same dtype explicitly gives the same run (and resumes it). hf: bfloat16 on GPUs and on CPUs that
+    compute it natively, float32 on other CPUs. vllm (and openai --serve): float32 on a CPU without native
+    bfloat16; elsewhere vLLM picks from each model's config, so ``auto`` stays ``auto``. openai with a remote
+    server: the server decides, ``auto`` stays."""
+    if dtype != "auto":
+        return dtype
+    if backend == "hf":
+        import torch
+
+        from ttc.backends.base import cpu_has_bf16
+
+        return "bfloat16" if torch.cuda.is_available() or cpu_has_bf16() else "float32"
+    if backend in ("vllm", "openai"):
+        from ttc.backends.vllm import resolve_dtype
+
+        return resolve_dtype(dtype)
+    return dtype
+
+
 BACKENDS = {
     "hf": _hf,
     "vllm": _vllm,
@@ -66,4 +87,4 @@ def make_backend(name: str, model: str, config) -> Backend:
     return factory(model, config)
 
 
-__all__ = ["BACKENDS", "Backend", "GenParams", "ModelInfo", "Prompt", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "GenParams", "ModelInfo", "Prompt", "make_backend", "resolve_auto_dtype"]

@@ -1,0 +1,190 @@
+"""Per-problem views of a stored run, shared by the report page (``ttc.report``) and the terminal (``ttc.show``).
+
+Statistics come from the light columns of every record (answers, correctness, token counts, FLOPs) and are
+computed vectorized over problems, so they cover every problem of a run of millions of records. Texts are
+for people: only the first ``k`` samples of a problem are read (``sample_texts``).
+
+Per problem: ``n`` samples, ``correct`` of them, ``unparsed`` (no answer extracted), ``flex_only`` (graded
+correct while the strict route found no answer or another one), ``length`` (stopped at the token limit),
+mean prompt and generated tokens, the problem's FLOPs (one prefill when it was shared, plus every decode
+and verifier pass), the vote (answers with counts; the winners are the most frequent answers, and
+``vote`` is the share of tied winners that are correct, as in maj@n) and the difficulty level.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ttc.store import load_run
+
+KEYS = ["task", "model", "sampler", "problem_id"]
+LIGHT_COLUMNS = KEYS + ["sample_index", "n_samples", "answer", "answer_strict", "gold", "correct",
+                        "prompt_tokens", "generated_tokens", "finish_reason", "prefill_flops", "decode_flops",
+                        "prefill_shared", "verifier_flops"]
+TEXT_COLUMNS = KEYS + ["sample_index", "text", "extra"]
+TOP_ANSWERS = 10  # answers listed per problem's vote; the rest are counted as "others"
+
+
+def load_columns(run_dir, columns: list[str]) -> pd.DataFrame:
+    """``load_run(run_dir, columns=...)``: only these columns are read."""
+    return load_run(run_dir, columns=columns)
+
+
+def _flex_only(df: pd.DataFrame) -> pd.Series:
+    strict = df["answer_strict"]
+    differs = strict.isna() | (strict.astype(str) != df["answer"].astype(str))
+    return df["correct"].astype(bool) & df["answer"].notna() & differs
+
+
+def problem_stats(df: pd.DataFrame, levels: pd.DataFrame | None = None,
+                  votes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (task, model, sampler, problem): the statistics of the module docstring. ``votes`` is
+    ``vote_counts(df)`` when the caller has it already."""
+    cols = KEYS + ["gold", "n", "correct", "unparsed", "flex_only", "length", "prompt_tokens",
+                   "generated_tokens", "flops", "vote", "winner", "level"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    d = pd.DataFrame({k: df[k] for k in KEYS})
+    d["correct"] = df["correct"].astype(bool).astype(int)
+    d["unparsed"] = df["answer"].isna().astype(int)
+    d["flex_only"] = _flex_only(df).astype(int)
+    d["length"] = (df["finish_reason"] == "length").astype(int)
+    for c in ("prompt_tokens", "generated_tokens", "prefill_flops", "decode_flops"):
+        d[c] = df[c].astype(float)
+    d["verifier_flops"] = df["verifier_flops"].fillna(0).astype(float) if "verifier_flops" in df else 0.0
+    d["gold"] = df["gold"].astype(str)
+    d["shared"] = df["prefill_shared"].astype(bool)
+    g = d.groupby(KEYS, sort=True)
+    out = g.agg(gold=("gold", "first"), n=("correct", "size"), correct=("correct", "sum"),
+                unparsed=("unparsed", "sum"), flex_only=("flex_only", "sum"), length=("length", "sum"),
+                prompt_tokens=("prompt_tokens", "mean"), generated_tokens=("generated_tokens", "mean"),
+                pre_max=("prefill_flops", "max"), pre_sum=("prefill_flops", "sum"), shared=("shared", "first"),
+                decode=("decode_flops", "sum"), verifier=("verifier_flops", "sum"))
+    out["flops"] = np.where(out["shared"], out["pre_max"], out["pre_sum"]) + out["decode"] + out["verifier"]
+    out = out.drop(columns=["pre_max", "pre_sum", "shared", "decode", "verifier"]).reset_index()
+    votes = vote_counts(df) if votes is None else votes
+    if len(votes):
+        top = votes.groupby(KEYS, sort=False)["count"].transform("max")
+        win = votes[votes["count"] == top]
+        agg = win.groupby(KEYS, sort=False).agg(vote=("correct", "mean"), winner=("answer", "first"),
+                                                tied=("answer", "size")).reset_index()
+        out = out.merge(agg, on=KEYS, how="left")
+    else:
+        out["vote"], out["winner"], out["tied"] = np.nan, None, 0
+    out["vote"] = out["vote"].fillna(0.0)
+    out["tied"] = out["tied"].fillna(0).astype(int)
+    if levels is not None and len(levels):
+        lv = levels[["task", "model", "problem_id", "level"]].astype({"problem_id": str})
+        out = out.merge(lv, on=["task", "model", "problem_id"], how="left")
+    else:
+        out["level"] = np.nan
+    return out
+
+
+def vote_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Per problem and distinct extracted answer: ``count`` of samples and whether it is ``correct``,
+    sorted by problem then count (descending), with ``rank`` from 0."""
+    d = df.loc[df["answer"].notna(), KEYS + ["answer", "correct"]].copy()
+    if d.empty:
+        return pd.DataFrame(columns=KEYS + ["answer", "count", "correct", "rank"])
+    d["answer"] = d["answer"].astype(str)
+    d["correct"] = d["correct"].astype(bool)
+    v = d.groupby(KEYS + ["answer"], sort=False).agg(count=("correct", "size"), correct=("correct", "max"))
+    v = v.reset_index().sort_values(KEYS + ["count", "answer"], ascending=[True] * 4 + [False, True],
+                                    kind="stable")
+    v["rank"] = v.groupby(KEYS, sort=False).cumcount()
+    return v.reset_index(drop=True)
+
+
+def read_levels(run_dir: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """``problems.csv`` of the run when written, else the levels computed from the records."""
+    path = Path(run_dir) / "problems.csv"
+    if path.exists():
+        try:
+            return pd.read_csv(path, dtype={"problem_id": str})
+        except (ValueError, pd.errors.ParserError):
+            pass
+    from ttc.summary import problem_levels
+
+    return problem_levels(df) if len(df) else pd.DataFrame(columns=["task", "model", "problem_id", "level"])
+
+
+def _decode_extra(x) -> dict:
+    if isinstance(x, dict):
+        return x
+    if isinstance(x, str) and x:
+        try:
+            v = json.loads(x)
+            return v if isinstance(v, dict) else {}
+        except ValueError:
+            return {}
+    return {}
+
+
+def sample_texts(run_dir, k: int, problems: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Texts (and ``extra``) of the samples with ``sample_index < k`` of every problem, or of the problems
+    listed in ``problems`` (a frame with the KEYS columns). Columnar runs are read with a filter on
+    ``sample_index``, so the texts of other samples are never loaded."""
+    df = _filtered_parquet(Path(run_dir), k)
+    if df is None:
+        df = load_columns(run_dir, TEXT_COLUMNS)
+        df = df[df["sample_index"] < k]
+    if problems is not None:
+        df = df.merge(problems[KEYS].drop_duplicates(), on=KEYS, how="inner")
+    df = df.drop_duplicates(KEYS + ["sample_index"], keep="first")
+    df = df.sort_values(KEYS + ["sample_index"], kind="stable").reset_index(drop=True)
+    if "extra" in df.columns:
+        df["extra"] = [_decode_extra(x) for x in df["extra"]]
+    else:
+        df["extra"] = [{} for _ in range(len(df))]
+    return df
+
+
+def _filtered_parquet(root: Path, k: int) -> pd.DataFrame | None:
+    """The text columns of the records with ``sample_index < k`` of a Parquet run, read with a filter, in the
+    store's file order (so that ``drop_duplicates(keep="first")`` keeps the copy the store reads)."""
+    from ttc.store import RECORDS_DIR, Shard
+
+    base = root / RECORDS_DIR
+    if not base.is_dir():
+        return None
+    files = [f for d in sorted(base.iterdir()) if d.is_dir() for f in Shard(d, "").files()]
+    if not files:
+        return None
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    cols = [c for c in TEXT_COLUMNS if c in dataset.schema.names]
+    if "sample_index" not in cols:
+        return None
+    return dataset.to_table(columns=cols, filter=ds.field("sample_index") < k).to_pandas()
+
+
+def question_texts(header: dict, tasks_in_run) -> tuple[dict, str]:
+    """``{(task, problem_id): question}`` rebuilt from the task with the run's limit, seed and data file,
+    and a note saying where the questions came from (records hold no question)."""
+    cfg = header.get("config") or {}
+    sweep, sampling = cfg.get("sweep") or {}, cfg.get("sampling") or {}
+    if not sweep or "limit" not in sweep:
+        return {}, "the records hold no question and the run header no task config to rebuild it from"
+    from tasks import get_task, load_problems
+
+    out, failed = {}, []
+    for name in sorted(set(tasks_in_run)):
+        try:
+            task = get_task(name)
+            for p in load_problems(task, int(sweep["limit"]), int(sampling.get("seed", 0)), sweep.get("data_file")):
+                out[(name, str(p.id))] = p.question
+        except Exception as e:  # noqa: BLE001  a hub task offline, a missing data file: say so, keep going
+            failed.append(f"{name} ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})")
+    if not out:
+        return out, "the records store no question and the task could not rebuild it: " + "; ".join(failed)
+    note = "questions rebuilt from the task definitions with the run's limit, seed and data file (records " \
+           "store no question)"
+    if failed:
+        note += "; could not rebuild: " + "; ".join(failed)
+    return out, note

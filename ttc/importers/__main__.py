@@ -1,0 +1,5 @@
+import sys
+
+from ttc.importers import main
+
+sys.exit(main())

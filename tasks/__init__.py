@@ -61,10 +61,21 @@ def get_task(name: str) -> Task:
 
 
 def load_problems(task: Task, limit: int, seed: int, data_file: str | None = None) -> list[Problem]:
-    """``task.load`` with ``data_file`` passed to the tasks that take one (``takes_data_file``)."""
+    """``task.load`` with ``data_file`` passed to the tasks that take one (``takes_data_file``); a
+    ``TTCError`` if no problem is left or two problems share an id (their records could not be told apart)."""
     if getattr(task, "takes_data_file", False):
-        return task.load(limit, seed, data_file=data_file)
-    return task.load(limit, seed)
+        problems = task.load(limit, seed, data_file=data_file)
+    else:
+        problems = task.load(limit, seed)
+    where = f"--data-file {data_file}" if data_file and getattr(task, "takes_data_file", False) else task.name
+    if not problems:
+        raise TTCError(f"{where}: no problems to run")
+    seen = set()
+    for p in problems:
+        if p.id in seen:
+            raise TTCError(f"{where}: the id {p.id!r} is used by two problems; ids must be unique")
+        seen.add(p.id)
+    return problems
 
 
 __all__ = ["TASKS", "Problem", "Task", "get_task", "load_problems"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ttc.errors import TTCError
+from ttc.hubcheck import require_hub
 
 FILE_TYPES = (".jsonl", ".json", ".parquet", ".csv")
 
@@ -32,7 +33,18 @@ class HubSource:
 
 
 def read_data_file(path: str | Path) -> list[dict]:
-    """Rows of a local JSONL/JSON/Parquet/CSV file; ``TTCError`` if it cannot be read."""
+    """Rows of a local JSONL/JSON/Parquet/CSV file; ``TTCError`` if it cannot be read, holds no row, or
+    holds a row that is not an object."""
+    rows = _read_rows(path)
+    if not rows:
+        raise TTCError(f"--data-file {path}: no rows")
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise TTCError(f"--data-file {path}: row {n} is a {type(row).__name__}, not an object with named fields")
+    return rows
+
+
+def _read_rows(path: str | Path) -> list:
     p = Path(path)
     if not p.is_file():
         raise TTCError(f"--data-file {path}: no such file")
@@ -78,6 +90,8 @@ def load_rows(src: HubSource, data_file: str | None = None) -> list[dict]:
     """All rows of the benchmark, in the dataset's order."""
     if data_file:
         return read_data_file(data_file)
+    require_hub(f"{src.source} split {src.split!r}", "pass a local copy with --data-file path.jsonl|parquet "
+                "(same columns as the hub dataset)")
     try:
         import datasets
 

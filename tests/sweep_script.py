@@ -8,6 +8,7 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from conftest import scripted  # noqa: E402
 from ttc.backends.fake import FakeBackend  # noqa: E402
 from ttc.config import RunConfig, SweepConfig  # noqa: E402
+from ttc.errors import cli_guard  # noqa: E402
 from ttc.runner import run_sweep  # noqa: E402
 
 
@@ -20,6 +21,9 @@ def slow(script, delay):
 
 if __name__ == "__main__":
     out, delay = sys.argv[1], float(sys.argv[2])
+    limit = int(sys.argv[3]) if len(sys.argv) > 3 else 8
     config = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=("smollm2-135m",), budgets=(1, 2, 4),
-                                         limit=8), out=out)
-    run_sweep(config, backend_factory=lambda m, c: FakeBackend(slow(scripted(), delay)), progress=False)
+                                         limit=limit), out=out)
+    # errors, a full disk and Ctrl-C end as they do in the CLI
+    sys.exit(cli_guard(lambda: run_sweep(config, backend_factory=lambda m, c: FakeBackend(slow(scripted(), delay)),
+                                         progress=False) and 0))

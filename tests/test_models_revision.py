@@ -26,6 +26,11 @@ def test_a_local_directory_or_embedded_alias_has_no_revision(tiny_model_dir):
     assert resolve_model(tiny_model_dir).revision is None
 
 
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # hub ids are checked against the hub unless offline
+
+
 def test_hub_revision_is_in_the_identity_and_the_run_id():
     src = resolve_model("EleutherAI/pythia-160m@step3000")
     assert (src.path, src.revision) == ("EleutherAI/pythia-160m", "step3000")

@@ -116,3 +116,23 @@ def test_serve_runs_a_sweep_and_stops_the_server(vllm_tiny_dir, tmp_path, monkey
     assert (run / "server.log").exists() and {p.name for p in run.iterdir()} >= {"summary.csv", "curve.png"}
     with socket.socket() as s:  # the server is gone
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_sweep_through_a_faulty_proxy_loses_nothing(server, vllm_tiny_dir, tmp_path):
+    """5xx, resets, stalls and truncated bodies between ttc and the real server: the sweep completes with
+    every problem's samples stored once."""
+    from faultproxy import FaultProxy
+
+    from ttc import load_run
+
+    flags = ["--backend", "openai", "--model", vllm_tiny_dir, *SWEEP, "--retries", "20", "--request-timeout", "15"]
+    faults = ["500", "reset", "stall", "truncate"]
+    with FaultProxy(server.base_url, rate=0.3, seed=2, stall_s=60, script=faults) as proxy:
+        assert main([*flags, "--base-url", proxy.url, "--out", str(tmp_path / "faulty")]) == 0
+    assert set(proxy.injected) == {"500", "reset", "stall", "truncate"}
+    assert main([*flags, "--base-url", server.base_url, "--out", str(tmp_path / "direct")]) == 0
+    faulty, direct = load_run(run_dir(tmp_path / "faulty")), load_run(run_dir(tmp_path / "direct"))
+    keys = ["problem_id", "sample_index"]
+    assert len(faulty) == 24 and not faulty.duplicated(keys).any()
+    assert faulty[keys].equals(direct[keys])
+    assert (faulty["generated_tokens"] >= 1).all()

@@ -36,12 +36,14 @@ class SamplingConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not (self.temperature >= 0):
-            raise TTCError(f"--temperature must be >= 0, got {self.temperature}")
+        if not (0 <= self.temperature < float("inf")):
+            raise TTCError(f"--temperature must be a finite number >= 0, got {self.temperature}")
         if not (0 < self.top_p <= 1):
             raise TTCError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
             raise TTCError(f"--max-tokens must be a positive integer, got {self.max_tokens}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise TTCError(f"--seed must be an integer in [0, 2**32), got {self.seed}")
 
 
 @dataclass(frozen=True)

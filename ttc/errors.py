@@ -3,6 +3,55 @@
 The CLI prints its message on one line and exits with code 2; library callers can catch it.
 """
 
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Callable
+
 
 class TTCError(Exception):
     """A user-facing error: bad input, a missing resource, a corrupt run directory."""
+
+
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def debug_requested(flag: bool = False) -> bool:
+    return flag or os.environ.get("TTC_DEBUG", "") not in ("", "0")
+
+
+def cli_guard(body: Callable[[], int], debug: bool = False) -> int:
+    """Run a command's body and turn what a user can meet into one ``error:`` line and an exit code:
+    ``TTCError`` and a full disk (ENOSPC, EFBIG, EDQUOT) or other OS error exit 2, Ctrl-C 130, anything
+    else (a bug) 1. With ``debug`` (``--debug`` or ``TTC_DEBUG=1``) everything is re-raised with its
+    traceback, the chained cause included."""
+    try:
+        return body()
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted: finished problems are saved; re-run the same command to resume", file=sys.stderr)
+        return 130
+    except TTCError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if debug:
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        if e.errno in DISK_FULL:
+            print(f"error: disk full or file size limit reached{where} ({e.strerror}); everything finished "
+                  f"before it is kept: free space and re-run the same command to resume", file=sys.stderr)
+        else:
+            print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if debug:
+            raise
+        print(f"error: internal error ({type(e).__name__}: {str(e)[:200]}); re-run with --debug "
+              f"(or TTC_DEBUG=1) for the traceback", file=sys.stderr)
+        return 1

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ttc.errors import TTCError
+from ttc.hubcheck import require_hub
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def check_model_name(name: str) -> None:
         return
     base, _ = split_revision(name)
     if HUB_ID.match(base):
+        require_hub(f"--model {name}", "download it where there is a network and pass its directory")
         return
     raise TTCError(f"unknown model {name!r}: use an embedded alias ({', '.join(EMBEDDED)}), "
                    f"a local checkpoint directory, or a Hugging Face id like org/name (optionally @revision)")

@@ -7,18 +7,27 @@ the same command resumes); 130 interrupted (likewise resumable).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ttc.config import (BackendConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig, parse_budgets,
                         parse_engine_args, parse_names)
-from ttc.errors import TTCError
+from ttc.errors import cli_guard, debug_requested
 
 DEFAULTS = RunConfig()
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one ``error:`` line and a pointer to ``--help``, not the whole usage."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     d, s = DEFAULTS.sweep, DEFAULTS.sampling
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m ttc.run",
         description="Sample every problem of each task once at the largest budget, grade and cost each "
                     "completion in FLOPs, and derive accuracy, pass@k and maj@k at every budget. "
@@ -66,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights dtype: auto (bfloat16 on GPUs and on CPUs with native bfloat16, else float32), "
                         "bfloat16, float16, float32")
     p.add_argument("--out", default=DEFAULTS.out, help="directory that holds run directories")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="hide the progress bar and the weight download/loading bars")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of any error (also TTC_DEBUG=1)")
     return p
 
 
@@ -170,18 +182,30 @@ def print_routes(run_dir) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = config_from_args(args)
-        from ttc.runner import run_sweep
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return cli_guard(lambda: sweep(build_parser().parse_args(argv)), debug=debug_requested("--debug" in argv))
 
-        store = run_sweep(config, progress=not args.no_progress)
-    except TTCError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished problems are saved; re-run the same command to resume", file=sys.stderr)
-        return 130
+
+def hide_loading_bars() -> None:
+    """The weight download and loading bars of huggingface_hub and transformers."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when they are first imported
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
+def sweep(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.no_progress:
+        hide_loading_bars()
+    from ttc.runner import run_sweep
+
+    store = run_sweep(config, progress=not args.no_progress)
     print_summary(store.root / "summary.csv")
     print_routes(store.root)
     print(f"run directory: {store.root}")

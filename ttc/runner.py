@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 
 from samplers import SAMPLERS, configure_sampler, get_sampler
 from tasks import get_task, load_problems
-from ttc.backends import Backend, GenParams, make_backend
+from ttc.backends import BACKENDS, Backend, GenParams, make_backend
 from ttc.config import RunConfig
 from ttc.errors import TTCError
 from ttc.flops import FLOPS_CONVENTION, decode_flops, prefill_flops
+from ttc.lock import run_lock
 from ttc.models import check_model_name
 from ttc.provenance import git_state, host_info, library_versions
 from ttc.records import SCHEMA_VERSION, SampleRecord
@@ -51,7 +52,17 @@ def build_header(config: RunConfig) -> dict:
         "host": host_info(),
         "flops_convention": FLOPS_CONVENTION,
         "models": {},
+        **sandbox_field(config),
     }
+
+
+def sandbox_field(config: RunConfig) -> dict:
+    """For runs whose tasks execute generated code: how it is isolated ("bwrap", or "fallback: why")."""
+    if not any(getattr(get_task(t), "runs_code", False) for t in config.sweep.tasks):
+        return {}
+    from tasks.sandbox import sandbox_mode
+
+    return {"sandbox": sandbox_mode()}
 
 
 def validate(config: RunConfig) -> None:
@@ -67,6 +78,8 @@ def validate(config: RunConfig) -> None:
                            "tasks, not by " + ", ".join(config.sweep.tasks))
     for s in config.sweep.samplers:
         get_sampler(s)
+    if config.backend.name not in BACKENDS:
+        raise TTCError(f"unknown backend {config.backend.name!r}; known: {', '.join(sorted(BACKENDS))}")
     for m in config.sweep.models:
         check_model_name(m)
 
@@ -184,12 +197,21 @@ def check_same_weights(before: dict | None, now: dict, model: str) -> None:
 
 def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
               progress: bool = True) -> RunStore:
-    """Run (or resume) the sweep described by ``config``; return its store with summary and curve written."""
+    """Run (or resume) the sweep described by ``config``; return its store with summary and curve written.
+    Names and data are checked before the run directory is touched; one process at a time writes a run."""
     validate(config)
-    store = RunStore.open(config.out, config.run_id, build_header(config))
-    sweep, samp = config.sweep, config.sampling
+    sweep = config.sweep
     tasks = {name: get_task(name) for name in sweep.tasks}
-    problems = {name: load_problems(t, sweep.limit, samp.seed, sweep.data_file) for name, t in tasks.items()}
+    problems = {name: load_problems(t, sweep.limit, config.sampling.seed, sweep.data_file)
+                for name, t in tasks.items()}
+    with run_lock(Path(config.out) / config.run_id):
+        return _sweep(config, backend_factory, progress, tasks, problems)
+
+
+def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: bool, tasks: dict,
+           problems: dict) -> RunStore:
+    store = RunStore.open(config.out, config.run_id, build_header(config))
+    sweep = config.sweep
 
     todo = []  # (model, task, sampler, problem) still to generate
     for model in sweep.models:

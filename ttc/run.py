@@ -12,7 +12,7 @@ import sys
 
 from ttc.config import (BackendConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig, parse_budgets,
                         parse_engine_args, parse_names)
-from ttc.errors import cli_guard, debug_requested
+from ttc.errors import TTCError, cli_guard, debug_requested
 
 DEFAULTS = RunConfig()
 

@@ -47,7 +47,8 @@ def family_run(tmp_path_factory):
     from ttc.runner import run_sweep
 
     root = tmp_path_factory.mktemp("family")
-    dirs = {k: str(build_tiny_model(root / f"tiny-{k}", n_layer=n, d_model=d, skill=s)) for k, (n, d, s) in SIZES.items()}
+    dirs = {k: str(build_tiny_model(root / f"tiny-{k}", n_layer=n, d_model=d, skill=s))
+            for k, (n, d, s) in SIZES.items()}
     data = root / "sevens.jsonl"
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + {7 - i}?", "answer": "7"}) + "\n"
                             for i in range(24)))

@@ -13,6 +13,10 @@ token of thought, so the chains grow cap by cap (each segment continues the rend
 text so far, so this works through any backend that continues a string prompt and honours multi-token
 stop strings), and only the forced answers are decoded per cap. One record per chain and cap.
 
+Where the backend caps thinking natively (vLLM with ``thinking_token_budget`` and an engine
+``reasoning_config``), a run with ``--think-end`` and no ``--num-wait`` hands each cap to the engine instead
+(``generate_native``; records carry ``extra["native_budget"]``); elsewhere the mechanism above is used.
+
 Cost of a record at cap B is that of a stand-alone run capped at B with prefix caching: the prompt's
 prefill (shared by the chains), the trunk over the thought tokens, the inserted tokens (delimiter, answer
 prefix, "Wait"s) and the answer tokens, and the output head over the generated ones (thought + answer).
@@ -125,8 +129,28 @@ class BudgetForcing:
         c = backend.generate([base + ch.text + glue], p, 1)[0][0]
         return glue + c.text, c.generated_tokens, backend.count_tokens(glue)
 
+    def generate_native(self, backend, prompt, params, n_chains: int) -> list[tuple[Completion, dict]]:
+        """Each cap as its own generation with the engine's thinking budget (vLLM's ``thinking_token_budget``):
+        the engine ends the thought at the cap by emitting the end-of-thinking delimiter itself and the model
+        goes on to answer (sampled, with no answer prefix). Chains do not grow across caps here."""
+        spec = backend.info.spec
+        out = []
+        for cap in self.think_budgets:
+            p = dataclasses.replace(params, thinking_budget=cap, max_tokens=cap + self.answer_tokens
+                                    + backend.count_tokens(self.think_end))
+            for i, c in enumerate(backend.generate([prompt], p, n_chains)[0]):
+                head, sep, _ = c.text.partition(self.think_end)
+                think = backend.count_tokens(head) if sep else c.generated_tokens
+                out.append((c, {"think_budget": cap, "chain": i, "think_tokens": think,
+                                "forced": (not sep) or think >= cap, "waits": 0, "inserted_tokens": 0,
+                                "answer_tokens": c.generated_tokens - think, "native_budget": True,
+                                "decode_flops": forced_decode_flops(spec, c.prompt_tokens, c.generated_tokens, 0)}))
+        return out
+
     def generate(self, backend, prompt, params, n) -> list[tuple[Completion, dict]]:
         n_chains = max(1, n // len(self.think_budgets))
+        if getattr(backend, "native_thinking_budget", False) and self.think_end and not self.num_wait:
+            return self.generate_native(backend, prompt, params, n_chains)
         base = backend.render(prompt)
         spec = backend.info.spec
         chains = [Chain() for _ in range(n_chains)]

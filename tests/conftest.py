@@ -12,20 +12,37 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content
                  "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}")
 
 
-def build_tiny_model(path, seed: int = 0, n_layer: int = 2, d_model: int = 64):
-    """A character-level tokenizer and a random 2-layer Llama saved as a Hugging Face checkpoint."""
+# A thinking model's template (Qwen3 style): with enable_thinking the assistant turn opens a thought,
+# without it an empty thought is closed at once.
+THINK_TEMPLATE = ("{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content'] }}{% endfor %}"
+                  "{% if add_generation_prompt %}{{ '<|assistant|>' }}"
+                  "{% if enable_thinking is defined and enable_thinking %}{{ '<think>' }}"
+                  "{% else %}{{ '<think></think>' }}{% endif %}{% endif %}")
+
+
+def build_tiny_model(path, seed: int = 0, n_layer: int = 2, d_model: int = 64, skill: float = 0.0,
+                     chat_template: str = CHAT_TEMPLATE, think_tags: bool = False):
+    """A character-level tokenizer and a random Llama (``n_layer`` layers, width ``d_model``) saved as a
+    Hugging Face checkpoint.
+
+    ``skill`` > 0 makes the answer "7" likely by construction, for fixture families whose accuracy on a
+    task with gold 7 grows with it: one hidden dimension is held constant (set in every embedding, never
+    written by a layer) and the output head reads it into the logits of "7" and " " (``skill`` each).
+    ``think_tags`` adds ``<think>`` and ``</think>`` as single (non-special) tokens."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(SPECIALS + CHARS)}
+    vocab = {t: i for i, t in enumerate(SPECIALS + CHARS + (["<think>", "</think>"] if think_tags else []))}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
     tk.decoder = decoders.Fuse()
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
                                   pad_token="</s>")
     tok.add_special_tokens({"additional_special_tokens": ["<|user|>", "<|assistant|>"]})
-    tok.chat_template = CHAT_TEMPLATE
+    if think_tags:
+        tok.add_tokens(["<think>", "</think>"])
+    tok.chat_template = chat_template
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=d_model, intermediate_size=2 * d_model,
                       num_hidden_layers=n_layer, num_attention_heads=4, num_key_value_heads=2,
@@ -34,6 +51,15 @@ def build_tiny_model(path, seed: int = 0, n_layer: int = 2, d_model: int = 64):
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():  # make the end-of-sequence token likely so samples have varied lengths
         model.lm_head.weight[2] *= 0.0
+        if skill:
+            d0 = d_model - 1
+            model.model.embed_tokens.weight[:, d0] = 1.0
+            for layer in model.model.layers:
+                layer.self_attn.o_proj.weight[d0] = 0.0
+                layer.mlp.down_proj.weight[d0] = 0.0
+            model.lm_head.weight[:, d0] = 0.0
+            for ch in "7 ":
+                model.lm_head.weight[vocab[ch], d0] = skill / d_model ** 0.5
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path

@@ -134,3 +134,17 @@ def test_best_of_k_closed_form_at_large_n():
         # exact rational weights, summed in floating point only at the end
         expected = sum(comb(2999 - r, k - 1) * 10**18 // total * means[s[r]] for r in range(3001 - k)) / 10**18
         assert best_of_k(scores.tolist(), correct.tolist(), k) == pytest.approx(expected, abs=1e-9)
+
+
+def test_vote_values_leaves_a_weighted_vote_with_differing_weights_to_the_caller():
+    import pandas as pd
+
+    from ttc.tables import Problems, vote_values
+
+    df = pd.DataFrame(dict(problem_id=["p"] * 4, sample_index=range(4), answer=["1", "1", "2", None],
+                           correct=[True, True, False, False]))
+    out = vote_values(Problems.of(df), (1, 2), weights=np.array([0.9, 0.2, 0.5, 0.1]))
+    assert np.isnan(out[1][0]) and np.isnan(out[2][0])  # "1" has weights 0.9 and 0.2: not class-weighted
+    same = vote_values(Problems.of(df), (1, 2), weights=np.array([0.9, 0.9, 0.5, 0.1]))
+    assert same[1][0] == pytest.approx(brute_vote(["1", "1", "2", None], [True, True, False, False], 1,
+                                                  [0.9, 0.9, 0.5, 0.1]))

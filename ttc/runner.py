@@ -84,7 +84,17 @@ def validate(config: RunConfig) -> None:
         check_model_name(m)
 
 
-def make_records(task, problem, sampler_name, model_name, backend, params, outputs) -> list[SampleRecord]:
+def thinking_tokens(backend, text: str, think_end: str = "</think>") -> int | None:
+    """Tokens of thought in a completion: the text before the end-of-thinking delimiter, counted with the
+    backend's tokenizer; None when the text has no delimiter or the backend cannot count tokens."""
+    count = getattr(backend, "count_tokens", None)
+    if count is None or not think_end or think_end not in text:
+        return None
+    return int(count(text[: text.index(think_end)]))
+
+
+def make_records(task, problem, sampler_name, model_name, backend, params, outputs,
+                 think_end: str = "</think>") -> list[SampleRecord]:
     spec = backend.info.spec
     shared = backend.shares_prefill
     records = []
@@ -99,6 +109,9 @@ def make_records(task, problem, sampler_name, model_name, backend, params, outpu
             decode = decode_flops(spec, c.prompt_tokens, c.generated_tokens) + extra.get("extra_flops", 0.0)
         if c.logprobs is not None:
             extra.setdefault("mean_logprob", sum(c.logprobs) / max(len(c.logprobs), 1))
+        thought = thinking_tokens(backend, c.text, think_end)
+        if thought is not None:
+            extra.setdefault("thinking_tokens", thought)
         records.append(SampleRecord(
             task=task.name, model=model_name, sampler=sampler_name, problem_id=problem.id, sample_index=i,
             n_samples=len(outputs), text=c.text, answer=flexible, answer_strict=strict, gold=problem.gold,
@@ -127,7 +140,8 @@ def solve_problem(backend, task, sampler_name: str, sampler, problem, model: str
     except Exception as e:
         raise TTCError(f"backend failed on {task.name} problem {problem.id} ({type(e).__name__}: {e}); "
                        f"finished problems are saved in {run_dir}, re-run to resume") from e
-    return make_records(task, problem, sampler_name, model, backend, params, outputs)
+    return make_records(task, problem, sampler_name, model, backend, params, outputs,
+                        think_end=config.strategy.think_end or "</think>")
 
 
 def in_flight(items: list, fn: Callable, width: int):

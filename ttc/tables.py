@@ -127,7 +127,7 @@ _MEMO: dict = {}
 def _votes(job: tuple) -> list[float]:
     """One problem's votes at its budgets; problems with the same answer counts share the work."""
     (counts, good, unparsed, cw), ks, weighted = job
-    if not counts.size:
+    if not counts.size or not ks:  # no answer, or a weighted vote left to the caller (samples differ in weight)
         return [0.0] * len(ks)
     shape = tuple(sorted(zip(counts.tolist(), good.tolist(), cw.tolist() if weighted else [1.0] * counts.size)))
     out = []

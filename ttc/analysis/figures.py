@@ -197,3 +197,28 @@ def save_figure(fig, stem) -> list[Path]:
     fig.savefig(paths[1])
     plt.close(fig)
     return paths
+
+
+def plot_policy(result, title: str = ""):
+    """Accuracy against mean inference FLOPs per problem: each single strategy (thin, grey shades), the
+    cross-fitted policies (thick) with 95% bands over problem resamples, the best single strategy marked."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    c = result.curves
+    best = result.ratios["best_single"].iloc[0] if len(result.ratios) else None
+    for i, (name, g) in enumerate(c[c["kind"] == "strategy"].groupby("curve", sort=True)):
+        g = g.drop_duplicates("flops")
+        ax.plot(g["flops"], g["accuracy"], "-" if name == best else ":", color="k" if name == best else "0.6",
+                lw=2 if name == best else 1, label=f"{name} (best single)" if name == best else name)
+    for i, (name, g) in enumerate(c[c["kind"] == "policy"].groupby("curve", sort=True)):
+        color = FAMILY_COLORS[i % len(FAMILY_COLORS)]
+        ax.plot(g["flops"], g["accuracy"], "-", color=color, lw=2, label=f"policy, {name}")
+        ax.fill_between(g["flops"], g["ci_low"], g["ci_high"], color=color, alpha=0.12, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean inference FLOPs per problem")
+    ax.set_ylabel("accuracy (cross-fitted)")
+    ax.set_title(title or f"compute-optimal policy, {result.n_problems} problems, {result.n_bins} bins")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -11,14 +11,15 @@ from ttc.errors import TTCError
 def _hf(model: str, config):
     from ttc.backends.hf import HFBackend
 
-    return HFBackend(model, dtype=config.backend.dtype)
+    return HFBackend(model, dtype=config.backend.dtype, chat_template_kwargs=config.backend.chat_template_kwargs)
 
 
 def _vllm(model: str, config):
     from ttc.backends.vllm import VLLMBackend
 
     b = config.backend
-    return VLLMBackend(model, dtype=b.dtype, engine_args=b.engine_args, concurrency=b.concurrency)
+    return VLLMBackend(model, dtype=b.dtype, engine_args=b.engine_args, concurrency=b.concurrency,
+                       chat_template_kwargs=b.chat_template_kwargs)
 
 
 def _openai(model: str, config):
@@ -38,7 +39,10 @@ def _openai(model: str, config):
     dtype = resolve_dtype(b.dtype)
     if dtype != "auto":
         engine_args.setdefault("dtype", dtype)
-    server = LocalServer(resolve_model(model).path, model, engine_args,
+    source = resolve_model(model)
+    if source.revision:  # --model ID@REVISION: the server loads that revision
+        engine_args.setdefault("revision", source.revision)
+    server = LocalServer(source.path, model, engine_args,
                          Path(config.out) / config.run_id / "server.log").start()
     try:
         return OpenAIBackend(model, server.base_url, on_close=server.stop, liveness=server.check, **kwargs)

@@ -12,13 +12,15 @@ Message = dict  # {"role": ..., "content": ...}
 Prompt = Union[str, list[Message]]  # a raw string, or chat messages rendered with the model's template
 
 
-def render_prompt(tokenizer, prompt: Prompt) -> str:
-    """The text a model reads: chat messages through the tokenizer's chat template, generation prefix included;
+def render_prompt(tokenizer, prompt: Prompt, template_kwargs: dict | None = None) -> str:
+    """The text a model reads: chat messages through the tokenizer's chat template, generation prefix included,
+    with ``template_kwargs`` (``--chat-template-kwargs``, e.g. ``enable_thinking``) passed to the template;
     without a template the messages are joined by blank lines."""
     if isinstance(prompt, str):
         return prompt
     if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False,
+                                             **(template_kwargs or {}))
     return "\n\n".join(m["content"] for m in prompt)
 
 
@@ -32,12 +34,12 @@ def cpu_has_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
-def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:
+def encode_prompt(tokenizer, prompt: Prompt, template_kwargs: dict | None = None) -> list[int]:
     """Token ids of a prompt, the same on every backend that tokenizes locally. A text that already starts with
     BOS (a rendered Llama-3 template, say) keeps one BOS, not two."""
     if not isinstance(prompt, str) and tokenizer.chat_template:
         return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                                  return_dict=True)["input_ids"])
+                                                  return_dict=True, **(template_kwargs or {}))["input_ids"])
     ids = tokenizer(render_prompt(tokenizer, prompt))["input_ids"]
     bos = tokenizer.bos_token_id
     if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
@@ -55,6 +57,7 @@ class GenParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
     logprobs: bool = False
+    thinking_budget: int | None = None  # vLLM's native cap on tokens of thought, where the backend has one
 
 
 @dataclass

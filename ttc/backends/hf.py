@@ -50,15 +50,18 @@ def spec_from_model(model) -> ModelSpec:
 class HFBackend:
     shares_prefill = True
 
-    def __init__(self, model: str, dtype: str = "auto", device: str | None = None):
+    def __init__(self, model: str, dtype: str = "auto", device: str | None = None,
+                 chat_template_kwargs: dict | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.template_kwargs = dict(chat_template_kwargs or {})
         source = resolve_model(model)
         torch_dtype = resolve_dtype(dtype, self.device)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source.path)
-            self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch_dtype)
+            self.tokenizer = AutoTokenizer.from_pretrained(source.path, **source.pretrained_kwargs())
+            self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch_dtype,
+                                                              **source.pretrained_kwargs())
         except (OSError, ValueError, KeyError) as e:  # missing files, no hub, unknown architecture
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise TTCError(f"cannot load model {model!r} from {source.path}: {first}") from None
@@ -82,14 +85,14 @@ class HFBackend:
                               identity=identity)
 
     def encode(self, prompt: Prompt) -> list[int]:
-        return encode_prompt(self.tokenizer, prompt)
+        return encode_prompt(self.tokenizer, prompt, self.template_kwargs)
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
         return [self.sample(self.encode(p), params, n) for p in prompts]
 
     def render(self, prompt: Prompt) -> str:
         """The prompt as the text ``encode`` reads: the chat template applied, generation prefix included."""
-        return render_prompt(self.tokenizer, prompt)
+        return render_prompt(self.tokenizer, prompt, self.template_kwargs)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -211,7 +211,7 @@ def model_spec(model: str) -> tuple[ModelSpec, dict]:
 
     source = resolve_model(model)
     try:
-        cfg = AutoConfig.from_pretrained(source.path)
+        cfg = AutoConfig.from_pretrained(source.path, **source.pretrained_kwargs())
     except (OSError, ValueError) as e:
         raise TTCError(f"FLOPs need {model!r}'s config.json: pass --model as a local checkpoint directory, "
                        f"an embedded alias or a cached hub id ({_one_line(e, 120)})") from None

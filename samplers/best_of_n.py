@@ -14,11 +14,11 @@ one shared prefill plus k times the mean decode and the mean verifier cost of th
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
+from samplers.base import ModelContext, Output
+from samplers.common import grade_text, record_answers
 from samplers.sample import budget_cost
 from samplers.selection import best_of_k, weighted_majority_at_k
 from ttc.metrics import majority_at_k, pass_at_k
@@ -32,26 +32,22 @@ def verifier_cost(group: pd.DataFrame) -> float:
     return float(group["verifier_flops"].fillna(0.0).mean())
 
 
-def record_answers(group: pd.DataFrame) -> list:
-    return [a if isinstance(a, str) else None for a in group["answer"]]
-
-
-def grade_text(task, problem, text: str) -> bool:
-    return bool(task.grade(task.extract(text)[0], problem))
-
-
 class BestOfN:
     name = "best_of_n"
-    primary_metric = "best"
-    needs_problem = True
+    metrics = ("best@k", "wmaj@k", "maj@k", "pass@k")
+    columns = ("problem_id", "correct", "answer", "extra", "prefill_flops", "prefill_shared", "decode_flops",
+               "verifier_flops", "generated_tokens")
+    configurable = True
+    grades_while_generating = True
 
-    def __init__(self, verifier: str = "self-logprob", strategy=None):
+    def __init__(self, verifier: str = "self-logprob", strategy=None, budgets: tuple[int, ...] = (1, 2, 4, 8, 16)):
         self.verifier_spec = verifier
         self.strategy = strategy
+        self.budgets = tuple(budgets)
         self._verifier = None
 
     def configure(self, config) -> "BestOfN":
-        configured = BestOfN(config.strategy.verifier, config.strategy)
+        configured = BestOfN(config.strategy.verifier, config.strategy, config.sweep.budgets)
         configured.verifier  # an unknown verifier name fails here, before anything is generated
         return configured
 
@@ -63,20 +59,20 @@ class BestOfN:
             self._verifier = make_verifier(self.verifier_spec, self.strategy or StrategyConfig())
         return self._verifier
 
-    def n_samples(self, budgets: tuple[int, ...]) -> int:
+    def n_generations(self, budgets: tuple[int, ...]) -> int:
         return max(budgets)
 
-    def generate(self, backend, prompt, params, n, task=None, problem=None) -> list[tuple]:
-        if task is None or problem is None:
-            raise ValueError("best_of_n needs the task and problem to score its samples")
+    def run(self, ctx: ModelContext, task, problem, seed: int) -> list[Output]:
+        """``max(budgets)`` samples in one request, each graded and scored by the verifier."""
         verifier = self.verifier
-        if getattr(verifier, "wants_logprobs", False):
-            params = dataclasses.replace(params, logprobs=True)
-        comps = backend.generate([prompt], params, n)[0]
+        prompt = task.prompt(problem)
+        extra = {"logprobs": True} if verifier.wants_logprobs else {}
+        comps = ctx.generate([ctx.request(prompt, n=self.n_generations(self.budgets), seed=seed, **extra)])[0]
         cands = [Candidate(c.text, c.logprobs, correct=grade_text(task, problem, c.text)) for c in comps]
-        scores = verifier.score(backend, problem.question, prompt, cands)
-        return [(c, {"score": s.value, "step_scores": list(s.steps), "verifier": verifier.name,
-                     "verifier_flops": s.flops, "verifier_tokens": s.tokens})
+        scores = ctx.verify(verifier, problem.question, prompt, cands)
+        return [Output(c, ctx.cost(c, verifier=s.flops),
+                       {"score": s.value, "step_scores": list(s.steps), "verifier": verifier.name,
+                        "verifier_tokens": s.tokens})
                 for c, s in zip(comps, scores)]
 
     def evaluate(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:

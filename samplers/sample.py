@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ttc.backends.base import Backend, GenParams, Prompt
+from samplers.base import ModelContext, Output
 from ttc.metrics import majority_at_k, pass_at_k
-from ttc.records import Completion
 
 
 def budget_cost(group: pd.DataFrame, k: int) -> tuple[float, float]:
@@ -28,14 +27,25 @@ def budget_cost(group: pd.DataFrame, k: int) -> tuple[float, float]:
 
 class RepeatedSampling:
     name = "sample"
-    primary_metric = "maj"
+    metrics = ("pass@k", "maj@k", "mean@k")
+    columns = ("problem_id", "correct", "answer", "prefill_flops", "prefill_shared", "decode_flops",
+               "generated_tokens")
+    configurable = True
+    grades_while_generating = False
 
-    def n_samples(self, budgets: tuple[int, ...]) -> int:
+    def __init__(self, budgets: tuple[int, ...] = (1, 2, 4, 8, 16)):
+        self.budgets = tuple(budgets)
+
+    def configure(self, config) -> "RepeatedSampling":
+        return RepeatedSampling(config.sweep.budgets)
+
+    def n_generations(self, budgets: tuple[int, ...]) -> int:
         return max(budgets)
 
-    def generate(self, backend: Backend, prompt: Prompt, params: GenParams, n: int
-                 ) -> list[tuple[Completion, dict]]:
-        return [(c, {}) for c in backend.generate([prompt], params, n)[0]]
+    def run(self, ctx: ModelContext, task, problem, seed: int) -> list[Output]:
+        """``max(budgets)`` samples of the prompt in one request: one shared prefill."""
+        request = ctx.request(task.prompt(problem), n=self.n_generations(self.budgets), seed=seed)
+        return [Output(c, ctx.cost(c)) for c in ctx.generate([request])[0]]
 
     def evaluate(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
         n = len(group)

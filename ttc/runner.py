@@ -18,11 +18,13 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from samplers import configure_sampler, get_sampler
+from samplers.base import Output
 from tasks import get_task, load_problems
 from ttc.backends import Backend, GenParams, make_backend
 from ttc.config import RunConfig
+from ttc.context import ModelContext
 from ttc.errors import TTCError
-from ttc.flops import FLOPS_CONVENTION, decode_flops, prefill_flops
+from ttc.flops import FLOPS_CONVENTION
 from ttc.models import check_model_name
 from ttc.plot import save_curve
 from ttc.provenance import git_state, host_info, library_versions
@@ -71,19 +73,14 @@ def validate(config: RunConfig) -> None:
         check_model_name(m)
 
 
-def make_records(task, problem, sampler_name, model_name, backend, params, outputs) -> list[SampleRecord]:
-    spec = backend.info.spec
-    shared = backend.shares_prefill
+def make_records(task, problem, sampler_name, model_name, shares_prefill: bool, seed: int,
+                 outputs: list[Output]) -> list[SampleRecord]:
+    """The stored records of one problem's outputs: each graded, with its cost and the strategy's fields."""
     records = []
-    for i, (c, extra) in enumerate(outputs):
+    for i, out in enumerate(outputs):
+        c, cost = out.completion, out.cost
         flexible, strict = task.extract(c.text)
-        extra = dict(extra)
-        # A sampler that knows a completion's cost better than one plain decode (search, forced answers)
-        # sets ``decode_flops``; ``extra_flops`` adds to the plain decode; ``verifier_flops`` is apart.
-        verifier = float(extra.pop("verifier_flops", 0.0))
-        decode = extra.pop("decode_flops", None)
-        if decode is None:
-            decode = decode_flops(spec, c.prompt_tokens, c.generated_tokens) + extra.get("extra_flops", 0.0)
+        extra = dict(out.fields)
         if c.logprobs is not None:
             extra.setdefault("mean_logprob", sum(c.logprobs) / max(len(c.logprobs), 1))
         records.append(SampleRecord(
@@ -91,9 +88,8 @@ def make_records(task, problem, sampler_name, model_name, backend, params, outpu
             n_samples=len(outputs), text=c.text, answer=flexible, answer_strict=strict, gold=problem.gold,
             correct=task.grade(flexible, problem), prompt_tokens=c.prompt_tokens,
             generated_tokens=c.generated_tokens, finish_reason=c.finish_reason,
-            prefill_flops=prefill_flops(spec, c.prompt_tokens),
-            decode_flops=float(decode), prefill_shared=shared, seed=params.seed, extra=extra,
-            verifier_flops=verifier))
+            prefill_flops=float(cost.prefill_flops), decode_flops=float(cost.decode_flops),
+            prefill_shared=shares_prefill, seed=seed, extra=extra, verifier_flops=float(cost.verifier_flops)))
     return records
 
 
@@ -102,19 +98,17 @@ def solve_problem(backend, task, sampler_name: str, sampler, problem, model: str
     """Generate, grade and cost one problem: the unit of work every executor (threads, a cluster) runs.
     Its sampling seed depends only on the run seed, the task, the sampler and the problem."""
     samp = config.sampling
-    params = GenParams(temperature=samp.temperature, top_p=samp.top_p, max_tokens=samp.max_tokens,
-                       seed=problem_seed(samp.seed, task.name, sampler_name, problem.id))
+    seed = problem_seed(samp.seed, task.name, sampler_name, problem.id)
+    ctx = ModelContext(backend, GenParams(temperature=samp.temperature, top_p=samp.top_p,
+                                          max_tokens=samp.max_tokens, seed=seed))
     try:
-        # strategies that grade or verify while they generate (search, best-of-n) see the problem
-        context = {"task": task, "problem": problem} if getattr(sampler, "needs_problem", False) else {}
-        outputs = sampler.generate(backend, task.prompt(problem), params,
-                                   sampler.n_samples(config.sweep.budgets), **context)
+        outputs = sampler.run(ctx, task, problem, seed)
     except TTCError:
         raise
     except Exception as e:
         raise TTCError(f"backend failed on {task.name} problem {problem.id} ({type(e).__name__}: {e}); "
                        f"finished problems are saved in {run_dir}, re-run to resume") from e
-    return make_records(task, problem, sampler_name, model, backend, params, outputs)
+    return make_records(task, problem, sampler_name, model, ctx.shares_prefill, seed, outputs)
 
 
 def in_flight(items: list, fn: Callable, width: int):

@@ -32,8 +32,8 @@ import queue
 import threading
 from concurrent.futures import Future, TimeoutError
 
-from ttc.backends.base import GenParams, ModelInfo, Prompt, cpu_has_bf16, encode_prompt, render_prompt
-from ttc.errors import TTCError
+from ttc.backends.base import GenParams, LocalTokenizer, ModelInfo, Prompt, Request, cpu_has_bf16, greedy_repeats
+from ttc.errors import TTCError, first_line
 from ttc.flops import ModelSpec
 from ttc.models import resolve_model
 from ttc.records import Completion
@@ -59,7 +59,7 @@ def engine_kwargs(path: str, dtype: str, engine_args: dict) -> dict:
     return kwargs
 
 
-def sampling_params(params: GenParams, n: int):
+def sampling_params(params: GenParams | Request, n: int):
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -173,7 +173,7 @@ class EngineLoop:
                     item[2].set_exception(err)
 
 
-class VLLMBackend:
+class VLLMBackend(LocalTokenizer):
     def __init__(self, model: str, dtype: str = "auto", engine_args: dict | None = None,
                  concurrency: int | None = None):
         try:
@@ -188,7 +188,7 @@ class VLLMBackend:
         except TypeError as e:  # an engine argument vLLM does not know
             raise TTCError(f"vllm.LLM rejected the engine arguments: {e}") from None
         except Exception as e:  # bad checkpoint, not enough memory, bad engine argument value, ...
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            first = first_line(e)
             raise TTCError(f"vLLM could not start {model!r} from {source.path}: {type(e).__name__}: "
                            f"{first}") from None
         self.tokenizer = self.llm.get_tokenizer()
@@ -204,24 +204,19 @@ class VLLMBackend:
         self.loop = EngineLoop(self.llm)
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
-        # Greedy samples are all the same and vLLM refuses n > 1 at temperature 0: decode one, repeat it.
-        repeat = n if params.temperature == 0 else 1
-        sp = sampling_params(params, n // repeat)
+        return self.generate_requests([Request.of(p, params, n) for p in prompts])
+
+    def generate_requests(self, requests: list[Request]) -> list[list[Completion]]:
+        """Every request joins the engine's running batch with its own ``SamplingParams``."""
         futures = []
-        for p in prompts:
-            ids = encode_prompt(self.tokenizer, p)
+        for r in requests:
+            ids = self.encode(r.text(self.render))
             if not ids:
                 raise TTCError("empty prompt")
-            futures.append(self.loop.submit({"prompt_token_ids": ids}, sp.clone()))
-        return [to_completions(self.loop.result(f), params.logprobs) * repeat for f in futures]
-
-    # What the strategies beyond repeated sampling need (``ScoringBackend``), as the transformers backend.
-    def render(self, prompt: Prompt) -> str:
-        """The text the model reads: chat messages through the chat template, generation prefix included."""
-        return render_prompt(self.tokenizer, prompt)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            repeat = greedy_repeats(r.temperature, r.n)  # vLLM refuses n > 1 at temperature 0
+            futures.append((self.loop.submit({"prompt_token_ids": ids}, sampling_params(r, r.n // repeat)), r,
+                            repeat))
+        return [to_completions(self.loop.result(f), r.logprobs) * repeat for f, r, repeat in futures]
 
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
         """Raw log-probabilities of each continuation's tokens after ``prefix`` (tokenized apart, then
@@ -229,7 +224,7 @@ class VLLMBackend:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        ids = encode_prompt(self.tokenizer, prefix)
+        ids = self.encode(prefix)
         if not ids:
             raise TTCError("empty prefix")
         conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]

@@ -2,7 +2,8 @@
 
 Runs ``ttc.runner.solve_problem`` (generate, grade and cost one problem, as a sweep does) for each
 strategy on the same problems and prints one row per strategy: seconds, generated tokens, tokens/s, and
-a digest of the records' texts and FLOPs (equal digests: the same records).
+a digest of the records' texts and FLOPs (equal digests: the same records). ``cpu s`` is the process's
+CPU time (all threads), less sensitive than wall time to other work on a shared machine.
 
     python benchmarks/bench_strategies.py [--problems 3] [--model smollm2-135m] [--max-tokens 128]
 
@@ -61,19 +62,19 @@ def main():
                                                              samplers=(name,), budgets=case["budgets"]),
                                      strategy=StrategyConfig(**case["strategy"]))
         sampler = configure_sampler(get_sampler(name), config)
-        records, start = [], time.perf_counter()
+        records, start, cpu = [], time.perf_counter(), time.process_time()
         with tempfile.TemporaryDirectory() as tmp:
             for p in problems:
                 records += solve_problem(backend, task, name, sampler, p, args.model, config, tmp)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         tokens = sum(r.generated_tokens for r in records)
-        rows.append((name, len(problems), len(records), seconds, tokens, digest(records)))
+        rows.append((name, len(problems), len(records), seconds, cpu, tokens, digest(records)))
     load = os.getloadavg()
     print(f"model {args.model} (hf, dtype {backend.info.identity.get('dtype')}), task {args.task}, "
           f"max_tokens {args.max_tokens}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"{'strategy':<16}{'problems':>9}{'records':>9}{'seconds':>10}{'tokens':>9}{'tok/s':>8}  digest")
-    for name, n, recs, s, tok, d in rows:
-        print(f"{name:<16}{n:>9}{recs:>9}{s:>10.1f}{tok:>9}{tok / s:>8.1f}  {d}")
+    print(f"{'strategy':<16}{'problems':>9}{'records':>9}{'wall s':>9}{'cpu s':>9}{'tokens':>8}  digest")
+    for name, n, recs, s, cpu, tok, d in rows:
+        print(f"{name:<16}{n:>9}{recs:>9}{s:>9.1f}{cpu:>9.1f}{tok:>8}  {d}")
 
 
 if __name__ == "__main__":

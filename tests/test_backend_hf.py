@@ -5,7 +5,7 @@ import torch
 
 from ttc.backends.base import GenParams, Request
 from ttc.backends import hf as hf_module
-from ttc.backends.hf import HFBackend, resolve_dtype, sample_next
+from ttc.backends.hf import HFBackend, torch_dtype, sample_next
 from ttc.errors import TTCError
 
 MSG = [{"role": "user", "content": "what is 1+2?"}]
@@ -98,11 +98,11 @@ def test_a_rendered_prompt_that_starts_with_bos_gets_one_bos(tiny_model_dir):
 
 def test_auto_dtype_is_bfloat16_where_the_hardware_computes_it(monkeypatch):
     monkeypatch.setattr(hf_module, "cpu_has_bf16", lambda: False)
-    assert resolve_dtype("auto", "cpu") == torch.float32
-    assert resolve_dtype("auto", "cuda:0") == torch.bfloat16
+    assert torch_dtype("auto", "cpu") == torch.float32
+    assert torch_dtype("auto", "cuda:0") == torch.bfloat16
     monkeypatch.setattr(hf_module, "cpu_has_bf16", lambda: True)
-    assert resolve_dtype("auto", "cpu") == torch.bfloat16
-    assert resolve_dtype("float16", "cpu") == torch.float16
+    assert torch_dtype("auto", "cpu") == torch.bfloat16
+    assert torch_dtype("float16", "cpu") == torch.float16
 
 
 def test_top_p_keeps_the_nucleus():

@@ -5,6 +5,11 @@ along the batch and the ``n`` continuations are decoded together (``num_return_s
 the prompt before the prefill and read it ``n`` times). Rows that finish are dropped from the cache, so
 the batch shrinks as samples end instead of decoding padding until the longest one stops. Greedy
 decoding reproduces ``model.generate`` token for token (tested).
+
+``generate_requests`` decodes several requests (different prompts or continuations, each with its own
+``n``, seed, ``max_tokens``, stop strings and temperature) in one batch: the prompts are prefilled together,
+left-padded with an attention mask when their lengths differ, and each request's rows draw from its own
+``torch.Generator``. A lone request takes exactly the one-prompt path above.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from ttc.models import resolve_model
 from ttc.records import Completion
 
 
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto``: bfloat16 on GPUs and on CPUs with native bfloat16, float32 on other CPUs. Measured with
+def torch_dtype(dtype: str, device: str) -> torch.dtype:
+    """The torch dtype of ``--dtype`` (the vLLM backend's string is ``vllm.engine_dtype``). ``auto``: bfloat16
+    on GPUs and on CPUs with native bfloat16, float32 on other CPUs. Measured with
     benchmarks/bench_generate.py on 2 cores with AVX512-BF16: bfloat16 2.5x float32 at n=16; CPUs without it
     emulate bfloat16 and are slower in it."""
     if dtype == "auto":
@@ -58,10 +64,10 @@ class HFBackend(LocalTokenizer):
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         source = resolve_model(model)
-        torch_dtype = resolve_dtype(dtype, self.device)
+        dtype_ = torch_dtype(dtype, self.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source.path)
-            self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch_dtype)
+            self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype_)
         except (OSError, ValueError, KeyError) as e:  # missing files, no hub, unknown architecture
             first = first_line(e)
             raise TTCError(f"cannot load model {model!r} from {source.path}: {first}") from None
@@ -78,7 +84,7 @@ class HFBackend(LocalTokenizer):
         forward_args = inspect.signature(self.model.forward).parameters
         self.cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         identity = dict(source.identity)
-        identity.update(backend="hf", dtype=str(torch_dtype).removeprefix("torch."), device=self.device,
+        identity.update(backend="hf", dtype=str(dtype_).removeprefix("torch."), device=self.device,
                         model_type=cfg.model_type,
                         revision=getattr(cfg, "_commit_hash", None))
         self.info = ModelInfo(name=model, source=source.path, spec=spec_from_model(self.model),

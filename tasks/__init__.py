@@ -1,7 +1,7 @@
 """Task registry: a plain dict from name to task object, plus ``rg:<family>`` for any reasoning-gym
 family and ``custom:<grader>`` for a user's JSONL file (see ``tasks/custom.py``).
 
-``python -m ttc.tasks`` lists them with source, licence, split and size.
+``python -m ttc.list_tasks`` lists them with source, licence, split and size.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def get_task(name: str) -> Task:
 
 def load_problems(task: Task, limit: int, seed: int, data_file: str | None = None) -> list[Problem]:
     """``task.load`` with ``data_file`` passed to the tasks that take one (``takes_data_file``)."""
-    if getattr(task, "takes_data_file", False):
+    if task.takes_data_file:
         return task.load(limit, seed, data_file=data_file)
     return task.load(limit, seed)
 

@@ -81,6 +81,8 @@ def exact_match(answer: str, entry: dict) -> bool:
 
 
 class ReasoningGymTask:
+    takes_data_file = False  # generated from the seed: there is no data file
+
     def __init__(self, family: str, name: str | None = None, summary: str = "", **config):
         self.family = family
         self.name = name or f"rg:{family}"

@@ -64,7 +64,7 @@ def validate(config: RunConfig) -> None:
     if data_file is not None:
         if not Path(data_file).is_file():
             raise TTCError(f"--data-file {data_file}: no such file")
-        if not any(getattr(get_task(t), "takes_data_file", False) for t in config.sweep.tasks):
+        if not any(get_task(t).takes_data_file for t in config.sweep.tasks):
             raise TTCError("--data-file is read by the hub benchmarks, humaneval, champ and custom:<grader> "
                            "tasks, not by " + ", ".join(config.sweep.tasks))
     for s in config.sweep.samplers:
@@ -140,10 +140,9 @@ def in_flight(items: list, fn: Callable, width: int):
 
 
 def close_backend(backend) -> None:
-    """Release a backend that holds an engine or a server (vllm, openai --serve)."""
-    close = getattr(backend, "close", None)
-    if close is not None:
-        close()
+    """Release a backend's engine or server (vllm, openai --serve); None is no backend yet."""
+    if backend is not None:
+        backend.close()
 
 
 # What fixes the numbers a model computes: its weights (file hash, checkpoint fingerprint, hub revision) and
@@ -205,7 +204,7 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
                                                 "identity": backend.info.identity,
                                                 "spec": dataclasses.asdict(backend.info.spec)}})
             # Backends that batch (vllm) or serve (openai) take several problems at once; hf takes one.
-            width = getattr(backend, "concurrency", 1)
+            width = backend.concurrency
             model_of[0] = model
             for (_, tname, sname, problem), records in in_flight(items, generate, width):
                 store.shard(tname, model, sname).append_problem(records)

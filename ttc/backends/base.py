@@ -132,6 +132,11 @@ class ModelInfo:
 class Backend(Protocol):
     info: ModelInfo
     shares_prefill: bool  # True if the n samples of one prompt are decoded from one prefill
+    concurrency: int  # problems the runner keeps in flight at once (1: one at a time)
+
+    def close(self) -> None:
+        """Release the engine or server the backend holds (a no-op where there is none)."""
+        ...
 
     def generate_requests(self, requests: list[Request]) -> list[list[Completion]]:
         """For each request, its ``n`` completions; the requests are batched together where the engine can."""

@@ -58,6 +58,7 @@ def spec_from_model(model) -> ModelSpec:
 
 class HFBackend(LocalTokenizer):
     shares_prefill = True
+    concurrency = 1  # one problem at a time: its requests already fill the batch
 
     def __init__(self, model: str, dtype: str = "auto", device: str | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -89,6 +90,9 @@ class HFBackend(LocalTokenizer):
                         revision=getattr(cfg, "_commit_hash", None))
         self.info = ModelInfo(name=model, source=source.path, spec=spec_from_model(self.model),
                               identity=identity)
+
+    def close(self) -> None:
+        pass
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
         return [self.sample(self.encode(p), params, n) for p in prompts]

@@ -206,3 +206,21 @@ def test_best_of_n_self_logprob_is_free_and_prefers_likely_samples():
     rows = {(r["budget"], r["metric"]): r["value"] for r in bon.evaluate(df, (1, 8))}
     assert rows[(8, "best@k")] == 1.0 and rows[(8, "wmaj@k")] == 1.0
     assert rows[(1, "best@k")] == pytest.approx(df["correct"].mean())
+
+
+def test_search_and_budget_forcing_batch_their_paths_and_chains():
+    strategy = StrategyConfig(verifier="oracle", step_delimiter=" |", beam_width=2, max_steps=10)
+    backend = StepFake(three_steps)
+    run(BeamSearch("oracle", strategy, budgets=(4,)), backend, GenParams(temperature=1.0, max_tokens=50, seed=3))
+    # N=4, M=2: 4 first steps in one request, then each iteration expands its 2 kept paths in one batch
+    # (3 steps: the 4 paths finish at the third)
+    assert backend.batches == [1, 2, 2]
+
+    def thinker(rng):
+        return ["t"] * 6 + ["\\boxed{7}"]
+
+    backend = StepFake(thinker)
+    run(BudgetForcing(think_budgets=(2, 4), chains=3), backend, GenParams(temperature=1.0, max_tokens=64, seed=0))
+    # cap 2: 3 chains from the prompt (one request), their 3 forced answers in one batch; cap 4: the 3
+    # chains continue in one batch, then 3 forced answers in one batch
+    assert backend.batches == [1, 3, 3, 3]

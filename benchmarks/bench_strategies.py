@@ -8,6 +8,7 @@ CPU time (all threads), less sensitive than wall time to other work on a shared 
     python benchmarks/bench_strategies.py [--problems 3] [--model smollm2-135m] [--max-tokens 128]
 
 Strategies measured:
+  sample          repeated sampling, 8 samples per problem (one request: the reference, unchanged)
   beam            beam search, 4 kept beams each expanded by 4 (beam width M = 4, N = 16 paths per step)
   budget_forcing  4 chains, thought caps 32, 64 and 128 tokens
 """
@@ -28,6 +29,7 @@ from ttc.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
 from ttc.runner import solve_problem
 
 CASES = {
+    "sample": dict(budgets=(8,), strategy=dict()),
     "beam": dict(budgets=(16,), strategy=dict(beam_width=4, max_steps=6)),
     "budget_forcing": dict(budgets=(1,), strategy=dict(chains=4, think_budgets=(32, 64, 128))),
 }
@@ -47,7 +49,7 @@ def main():
     ap.add_argument("--task", default="chain_sum")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--dtype", default="auto")
-    ap.add_argument("--strategies", default=",".join(CASES))
+    ap.add_argument("--strategies", default="beam,budget_forcing", help=f"comma-separated: {', '.join(CASES)}")
     args = ap.parse_args()
 
     base = RunConfig(sampling=SamplingConfig(max_tokens=args.max_tokens))

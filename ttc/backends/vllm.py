@@ -16,9 +16,10 @@ Like vLLM's offline examples::
   included, as in the transformers backend); finish reasons are vLLM's (``stop``, ``length``).
 * FLOPs: the n children of one request share one prefill through prefix caching (on unless an engine
   argument turns it off), so ``shares_prefill`` follows ``enable_prefix_caching``.
-* Several problems can be in flight at once (``--concurrency``): every ``generate`` call hands its
-  requests to one engine thread that adds them to the running batch and steps the engine, so concurrent
-  problems are batched together as ``LLM.generate`` batches a list of prompts.
+* Several problems can be in flight at once (``--concurrency``): every ``generate_requests`` call hands
+  its requests (each with its own ``SamplingParams``: seed, ``max_tokens``, stop strings, temperature) to
+  one engine thread that adds them to the running batch and steps the engine, so a strategy's paths and
+  concurrent problems are batched together as ``LLM.generate`` batches a list of prompts.
 
 Engine arguments (``--engine-arg KEY=VALUE``) go to ``vllm.LLM`` unchanged: ``tensor_parallel_size``,
 ``data_parallel_size``, ``max_model_len``, ``gpu_memory_utilization``, ``dtype``, ``quantization``, ...

@@ -9,9 +9,10 @@ without thinking tags (empty ``--think-end``) the thinking is the chain of thoug
 of sequence: a chain that ends within the cap has answered; one that reaches it gets the answer prefix.
 
 Generated once at the largest cap: a run capped at B is identical to the longest run up to its B-th
-token of thought, so the chains grow cap by cap (each segment continues the rendered prompt plus the
-text so far, so this works through any backend that continues a string prompt and honours multi-token
-stop strings), and only the forced answers are decoded per cap. One record per chain and cap.
+token of thought, so the chains grow cap by cap (each segment continues the assistant turn after the
+text so far, a request ``prefix``, on any backend that continues a turn and honours multi-token stop
+strings), and only the forced answers are decoded per cap. One record per chain and cap. Every round
+of thinking decodes all unfinished chains in one batch, and so does every cap's answers.
 
 Cost of a record at cap B is that of a stand-alone run capped at B with prefix caching: the prompt's
 prefill (shared by the chains), the trunk over the thought tokens, the inserted tokens (delimiter, answer

@@ -23,6 +23,9 @@ its context, assuming the prefix cache of an engine such as vLLM (a path's earli
 again), and every verifier call. The search's total is split evenly over its final records
 (``decode_flops`` and ``verifier_flops``), so the sum over a budget's records is the search's cost;
 ``extra["search_tokens"]`` is the search's total generated tokens.
+
+Each iteration expands all its paths in one batch of requests (one per path, ``n`` = its expansions, its
+own seed), and so does each step of the lookahead.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from samplers import SAMPLERS
 from ttc.store import load_run
 from ttc.summary import summarize
 
@@ -62,7 +63,7 @@ def table(runs: list[str], levels: list[float], common: bool = True) -> pd.DataF
     rows = []
     for df, cfg in zip(frames, configs):
         for sampler, g in df.groupby("sampler"):
-            s = summarize(g, tuple(cfg["sweep"]["budgets"]))
+            s = summarize(g, tuple(cfg["sweep"]["budgets"]), SAMPLERS)
             if "level" in s:
                 s = s[s["level"].astype(str) == "all"]
             metric = CURVES.get(sampler)

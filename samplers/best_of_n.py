@@ -14,29 +14,28 @@ one shared prefill plus k times the mean decode and the mean verifier cost of th
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from samplers.base import ModelContext, Output
 from samplers.common import grade_text, record_answers
-from samplers.sample import budget_cost
-from samplers.selection import best_of_k, weighted_majority_at_k
-from ttc.metrics import majority_at_k, pass_at_k
+from ttc.metrics import weighted_majority_with_se
+from ttc.tables import Problems, best_values, concat, pass_values, sampling_cost, table, vote_values
 from ttc.verifiers import Candidate, make_verifier
 
 
-def verifier_cost(group: pd.DataFrame) -> float:
-    """Mean verifier FLOPs per sample of a problem (0 for records written before verifiers existed)."""
-    if "verifier_flops" not in group:
-        return 0.0
-    return float(group["verifier_flops"].fillna(0.0).mean())
+def extra_field(df: pd.DataFrame, key: str) -> np.ndarray:
+    """One field of the records' ``extra`` (stored as a dict or as its JSON text) as a float array."""
+    return np.array([float((json.loads(e) if isinstance(e, str) else e)[key]) for e in df["extra"]])
 
 
 class BestOfN:
     name = "best_of_n"
     metrics = ("best@k", "wmaj@k", "maj@k", "pass@k")
-    columns = ("problem_id", "correct", "answer", "extra", "prefill_flops", "prefill_shared", "decode_flops",
-               "verifier_flops", "generated_tokens")
+    columns = ("problem_id", "sample_index", "answer", "correct", "generated_tokens", "prefill_flops",
+               "decode_flops", "prefill_shared", "verifier_flops", "extra")
     configurable = True
     grades_while_generating = True
 
@@ -75,22 +74,23 @@ class BestOfN:
                         "verifier_tokens": s.tokens})
                 for c, s in zip(comps, scores)]
 
-    def evaluate(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
-        n = len(group)
-        correct = group["correct"].astype(bool).tolist()
-        answers = record_answers(group)
-        scores = [float(e["score"]) for e in group["extra"]]
-        c = int(np.sum(correct))
-        per_sample_verifier = verifier_cost(group)
-        rows = []
+    def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
+        p = Problems.of(df)
+        scores = extra_field(p.df, "score")
+        verifier = p.means("verifier_flops") if "verifier_flops" in p.df else np.zeros(len(p.ids))
+        maj = vote_values(p, budgets)
+        wmaj = vote_values(p, budgets, weights=scores)
+        answers, correct = record_answers(p.df), p.correct()
+        out = []
         for k in budgets:
-            if k > n:
-                continue
-            flops, tokens = budget_cost(group, k)
-            flops += k * per_sample_verifier
-            for metric, value in (("best", best_of_k(scores, correct, k)),
-                                  ("wmaj", weighted_majority_at_k(answers, scores, correct, k, seed=seed)),
-                                  ("maj", majority_at_k(answers, correct, k, seed=seed)),
-                                  ("pass", pass_at_k(n, c, k))):
-                rows.append(dict(budget=k, metric=f"{metric}@k", value=value, flops=flops, tokens=tokens))
-        return rows
+            flops, tokens = sampling_cost(p, k, np.nan_to_num(verifier))
+            wse = np.zeros(len(p.ids))
+            for i in np.flatnonzero(np.isnan(wmaj[k]) & (p.n >= k)):  # answers whose samples differ in score
+                a, b = p.start[i], p.start[i] + p.n[i]
+                wmaj[k][i], wse[i] = weighted_majority_with_se(answers[a:b], scores[a:b], correct[a:b], k,
+                                                               seed=seed)
+            out += [table(p, k, "best@k", best_values(p, scores, k), flops, tokens),
+                    table(p, k, "wmaj@k", wmaj[k], flops, tokens, se=wse),
+                    table(p, k, "maj@k", maj[k], flops, tokens),
+                    table(p, k, "pass@k", pass_values(p, k), flops, tokens)]
+        return concat(out)

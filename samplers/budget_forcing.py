@@ -35,6 +35,7 @@ import pandas as pd
 from samplers.base import ModelContext, Output
 from samplers.common import ANSWER_SALT, sub_seed
 from ttc.records import Completion
+from ttc.tables import per_problem
 
 WAIT = " Wait"
 
@@ -52,7 +53,8 @@ class Chain:
 class BudgetForcing:
     name = "budget_forcing"
     metrics = ("acc", "control", "natural", "scaling")
-    columns = ("problem_id", "correct", "extra", "prefill_flops", "decode_flops", "generated_tokens")
+    columns = ("problem_id", "sample_index", "correct", "generated_tokens", "prefill_flops", "decode_flops",
+               "extra")
     configurable = True
     grades_while_generating = False
 
@@ -148,7 +150,10 @@ class BudgetForcing:
                                                "answer_tokens": ans_tokens}))
         return out
 
-    def evaluate(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
+    def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
+        return per_problem(df, self.evaluate_problem, budgets, seed)
+
+    def evaluate_problem(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
         extra = list(group["extra"])
         caps = sorted({int(e["think_budget"]) for e in extra})
         prefill = float(group["prefill_flops"].iloc[0])

@@ -36,8 +36,9 @@ import pandas as pd
 
 from samplers.base import ModelContext, Output
 from samplers.common import LOOKAHEAD_SALT, grade_text, record_answers, sub_seed
-from samplers.selection import best_of_k, weighted_majority_at_k
+from ttc.metrics import best_of_k, weighted_majority_at_k
 from ttc.records import Completion
+from ttc.tables import per_problem
 from ttc.verifiers import Candidate, make_verifier
 
 
@@ -73,7 +74,8 @@ class SearchState:
 
 class _Search:
     metrics = ("best@k", "wmaj@k", "pass@k")
-    columns = ("problem_id", "correct", "answer", "extra", "prefill_flops", "decode_flops", "verifier_flops")
+    columns = ("problem_id", "sample_index", "answer", "correct", "generated_tokens", "prefill_flops",
+               "decode_flops", "verifier_flops", "extra")
     configurable = True
     grades_while_generating = True
 
@@ -169,7 +171,10 @@ class _Search:
     def width(self, budget: int) -> int:
         return min(self.strategy.beam_width, budget)
 
-    def evaluate(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
+    def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
+        return per_problem(df, self.evaluate_problem, budgets, seed)
+
+    def evaluate_problem(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
         rows = []
         extra = list(group["extra"])
         prefill = float(group["prefill_flops"].iloc[0])

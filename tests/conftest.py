@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 
 import pytest
@@ -76,5 +75,11 @@ def scripted(answer_for: dict[str, list[str]] | None = None):
     return script
 
 
-def read_jsonl(path):
-    return [json.loads(line) for line in open(path)]
+def run_records(run_dir) -> list[dict]:
+    """A run's records as plain dicts (missing text as None), in the store's order."""
+    from ttc.store import load_run
+
+    df = load_run(run_dir)
+    return df.astype(object).where(df.notna(), None).to_dict("records")
+
+

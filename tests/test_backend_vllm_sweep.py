@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_jsonl
+from conftest import run_records
 from test_backend_vllm import CPU_ENGINE_ARGS, cpu_env
 from ttc.run import main
 
@@ -34,9 +34,9 @@ def test_vllm_sweep_makes_the_same_kind_of_run_directory_as_hf(vllm_tiny_dir, tm
     assert main([*common, "--backend", "vllm", *engine_flags(CPU_ENGINE_ARGS), "--out", str(tmp_path / "vllm")]) == 0
     hf, vl = run_dir(tmp_path / "hf"), run_dir(tmp_path / "vllm")
     assert sorted(p.name for p in hf.iterdir()) == sorted(p.name for p in vl.iterdir())
-    assert sorted(p.name for p in (hf / "samples").iterdir()) == sorted(p.name for p in (vl / "samples").iterdir())
-    h_recs = [r for f in sorted((hf / "samples").glob("*.jsonl")) for r in read_jsonl(f)]
-    v_recs = [r for f in sorted((vl / "samples").glob("*.jsonl")) for r in read_jsonl(f)]
+    assert sorted(p.name for p in (hf / "records").iterdir()) == sorted(p.name for p in (vl / "records").iterdir())
+    h_recs = run_records(hf)
+    v_recs = run_records(vl)
     assert len(v_recs) == len(h_recs) == 6 * 4
     assert set(v_recs[0]) == set(h_recs[0])
     assert set(Counter(r["problem_id"] for r in v_recs).values()) == {4}
@@ -53,11 +53,10 @@ def test_vllm_sweep_makes_the_same_kind_of_run_directory_as_hf(vllm_tiny_dir, tm
         "models"][vllm_tiny_dir]["spec"]
 
     # Re-running resumes: nothing is generated again and the records stay as they were.
-    before = (vl / "samples").glob("*.jsonl")
-    snapshot = {p.name: p.read_bytes() for p in before}
+    snapshot = {p.name: p.read_bytes() for p in (vl / "records").rglob("*.parquet")}
     capsys.readouterr()
     assert main([*common, "--backend", "vllm", *engine_flags(CPU_ENGINE_ARGS), "--out", str(tmp_path / "vllm")]) == 0
-    assert {p.name: p.read_bytes() for p in (vl / "samples").glob("*.jsonl")} == snapshot
+    assert {p.name: p.read_bytes() for p in (vl / "records").rglob("*.parquet")} == snapshot
     assert json.loads((vl / "header.json").read_text())["resumed"] == 1
 
 
@@ -69,5 +68,5 @@ def test_strategies_run_on_vllm(vllm_tiny_dir, tmp_path, sampler):
             "--sampler", sampler, "--task", "chain_sum", "--limit", "2", "--budget", "1,2", "--max-tokens", "16",
             "--no-progress", "--out", str(tmp_path)]
     assert main(argv) == 0
-    recs = [r for f in sorted((run_dir(tmp_path) / "samples").glob("*.jsonl")) for r in read_jsonl(f)]
+    recs = run_records(run_dir(tmp_path))
     assert len({r["problem_id"] for r in recs}) == 2 and all(r["sampler"] == sampler for r in recs)

@@ -1,6 +1,5 @@
 """Estimators on cases computed by hand."""
 
-import itertools
 from math import comb
 
 import numpy as np
@@ -45,15 +44,20 @@ def test_majority_ignores_unparsed_answers():
     assert majority_at_k([None, None, "5"], [False, False, True], 2) == pytest.approx(2 / 3)
 
 
-def test_majority_sampled_matches_exact():
-    rng = np.random.default_rng(1)
-    answers = [str(x) for x in rng.integers(0, 4, size=16)]
-    correct = [a == "2" for a in answers]
-    exact = np.mean([
-        majority_at_k([answers[i] for i in s], [correct[i] for i in s], 6)
-        for s in itertools.combinations(range(16), 6)])
-    approx = majority_at_k(answers, correct, 6, exact_limit=0, n_draws=4000, seed=3)
-    assert approx == pytest.approx(exact, abs=0.03)
+def test_majority_is_exact_where_enumeration_is_impossible():
+    # 30 samples, k=15: 155 million subsets. Two answer classes of 12 (right) and 10, 8 unparsed: the vote
+    # is right iff X_right > X_wrong, half when they tie, 0 when both are absent (impossible at k=15 > 8).
+    answers = ["r"] * 12 + ["w"] * 10 + [None] * 8
+    correct = [True] * 12 + [False] * 18
+    k, expected = 15, 0.0
+    for x in range(0, 13):
+        for y in range(0, 11):
+            z = k - x - y
+            if not 0 <= z <= 8:
+                continue
+            p = comb(12, x) * comb(10, y) * comb(8, z) / comb(30, k)
+            expected += p * (1.0 if x > y else 0.5 if x == y and x > 0 else 0.0)
+    assert majority_at_k(answers, correct, k) == pytest.approx(expected, abs=1e-12)
 
 
 def test_bootstrap_ci_brackets_mean():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_jsonl
+from conftest import run_records
 from ttc.backends.base import GenParams
 from ttc.backends.openai import OpenAIBackend, parse_response
 from ttc.errors import TTCError
@@ -271,7 +271,7 @@ def sweep_args(srv, out, *extra):
 
 def shard_records(out: Path) -> list[dict]:
     (run,) = [p for p in out.iterdir() if p.is_dir()]
-    return [r for f in sorted((run / "samples").glob("*.jsonl")) for r in read_jsonl(f)]
+    return run_records(run)
 
 
 def test_sweep_survives_a_flaky_server(server, tmp_path, monkeypatch):
@@ -284,7 +284,7 @@ def test_sweep_survives_a_flaky_server(server, tmp_path, monkeypatch):
     assert sum(server.answered.values()) == 8  # one successful request per problem
     assert all(r["prefill_shared"] and r["generated_tokens"] > 0 for r in recs)
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert {p.name for p in run.iterdir()} >= {"header.json", "samples", "summary.csv", "curve.png"}
+    assert {p.name for p in run.iterdir()} >= {"header.json", "records", "summary.csv", "curve.png"}
     header = json.loads((run / "header.json").read_text())
     identity = header["models"][server.model]["identity"]
     assert identity["backend"] == "openai" and identity["base_url"] == server.url

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_jsonl
+from conftest import run_records
 from test_backend_vllm import CHAT, OTHER
 from ttc.backends.base import GenParams
 from ttc.run import main
@@ -87,8 +87,8 @@ def test_sweep_through_the_server(server, vllm_tiny_dir, tmp_path, capsys):
             "--out", str(tmp_path)]
     assert main(argv) == 0
     run = run_dir(tmp_path)
-    assert {p.name for p in run.iterdir()} >= {"header.json", "samples", "summary.csv", "curve.png"}
-    recs = [r for f in sorted((run / "samples").glob("*.jsonl")) for r in read_jsonl(f)]
+    assert {p.name for p in run.iterdir()} >= {"header.json", "records", "summary.csv", "curve.png"}
+    recs = run_records(run)
     assert len(recs) == 24 and set(Counter(r["problem_id"] for r in recs).values()) == {4}
     assert all(r["prefill_shared"] and r["generated_tokens"] >= 1 for r in recs)
     header = json.loads((run / "header.json").read_text())
@@ -107,7 +107,7 @@ def test_serve_runs_a_sweep_and_stops_the_server(vllm_tiny_dir, tmp_path, monkey
     assert main(["--backend", "openai", "--serve", "--model", vllm_tiny_dir, "--dtype", "float32", *flags,
                  *SWEEP, "--concurrency", "3", "--out", str(tmp_path)]) == 0
     run = run_dir(tmp_path)
-    recs = [r for f in sorted((run / "samples").glob("*.jsonl")) for r in read_jsonl(f)]
+    recs = run_records(run)
     assert len(recs) == 24 and set(Counter(r["problem_id"] for r in recs).values()) == {4}
     header = json.loads((run / "header.json").read_text())
     identity = header["models"][vllm_tiny_dir]["identity"]

@@ -34,9 +34,9 @@ def fake(**kw):
 
 def test_sweep_writes_run_directory(tmp_path):
     store = run_sweep(config(tmp_path), backend_factory=fake(), progress=False)
-    assert {p.name for p in store.root.iterdir()} >= {"header.json", "samples", "summary.csv", "curve.png"}
+    assert {p.name for p in store.root.iterdir()} >= {"header.json", "records", "summary.csv", "curve.png"}
     header = json.loads((store.root / "header.json").read_text())
-    assert header["schema_version"] == 1 and header["seed"] == 0
+    assert header["schema_version"] == 2 and header["seed"] == 0
     assert header["config"]["sweep"]["budgets"] == [1, 2, 4]
     assert header["versions"]["torch"] and "commit" in header["git"]
     assert header["models"]["smollm2-135m"]["spec"]["n_params_nonembed"] == FAKE_SPEC.n_params_nonembed
@@ -137,13 +137,12 @@ def test_kill_9_loses_at_most_the_problem_in_flight(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     proc = subprocess.Popen([sys.executable, str(HERE / "sweep_script.py"), str(out), "0.05"], env=env)
     run_dir = out / config(out).run_id
-    shard = run_dir / "samples" / "chain_sum__smollm2-135m__sample.jsonl"
+    shard = run_dir / "records" / "chain_sum__smollm2-135m__sample"
     deadline = time.time() + 60
-    while time.time() < deadline and (not shard.exists() or shard.read_text().count("\n") < 12):
+    while time.time() < deadline and len(list(shard.glob("*.parquet"))) < 3:  # a file per finished problem
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert shard.exists()
     survived = load_run(run_dir)["problem_id"].nunique()
     assert 3 <= survived < 8
     # resume in-process and compare with a clean run
@@ -178,13 +177,11 @@ def test_unwritable_output_dir(tmp_path, capsys):
     assert "cannot write to output directory" in capsys.readouterr().err
 
 
-def test_corrupt_shard_on_resume_keeps_data(tmp_path, capsys):
+def test_corrupt_record_file_on_resume_keeps_data(tmp_path, capsys):
     store = run_sweep(config(tmp_path), backend_factory=fake(), progress=False)
-    shard = store.root / "samples" / "chain_sum__smollm2-135m__sample.jsonl"
-    lines = shard.read_text().splitlines(keepends=True)
-    lines.insert(4, "{garbage\n")
-    shard.write_text("".join(lines))
-    before = shard.read_bytes()
-    with pytest.raises(TTCError, match="corrupt shard"):
+    (part,) = (store.root / "records" / "chain_sum__smollm2-135m__sample").glob("*.parquet")
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])  # a disk that lost half a file
+    before = part.read_bytes()
+    with pytest.raises(TTCError, match="corrupt record file"):
         run_sweep(config(tmp_path), backend_factory=fake(), progress=False)
-    assert shard.read_bytes() == before
+    assert part.read_bytes() == before

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samplers.selection import best_of_k, weighted_majority_at_k
-from ttc.metrics import majority_at_k, pass_at_k
+from ttc.metrics import best_of_k, majority_at_k, pass_at_k, weighted_majority_at_k
 
 
 def brute_best(scores, correct, k):

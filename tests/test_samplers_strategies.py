@@ -78,7 +78,7 @@ def test_beam_search_flops_by_hand():
     df = records_frame(beam, backend, out, params)
     assert len(df) == 2 and df["decode_flops"].sum() == pytest.approx(gen)
     assert df["verifier_flops"].sum() == 0.0  # the oracle is free
-    rows = {r["metric"]: r for r in beam.evaluate(df, (2,))}
+    rows = {r["metric"]: r for r in beam.evaluate(df, (2,)).to_dict("records")}
     assert rows["best@k"]["flops"] == pytest.approx(PREFILL + gen)
     assert rows["best@k"]["tokens"] == 18
     # the oracle ranks a right final path first whenever the search found one
@@ -142,7 +142,7 @@ def test_budget_forcing_by_hand():
     assert e[2] == {**e[1], "think_budget": 16}  # the same run at a larger cap
     assert list(df["correct"]) == [True, True, True]
     assert df["text"].iloc[0] == " t t t t\n\nFinal answer:  7"
-    rows = {(r["budget"], r["metric"]): r for r in bf.evaluate(df, ())}
+    rows = {(r["budget"], r["metric"]): r for r in bf.evaluate(df, ()).to_dict("records")}
     assert rows[(4, "acc")]["flops"] == PREFILL + df["decode_flops"].iloc[0]
     assert rows[(4, "natural")]["value"] == 0.0 and rows[(8, "natural")]["value"] == 1.0
     assert rows[(4, "control")]["value"] == 1.0
@@ -185,7 +185,7 @@ def test_best_of_n_self_judge_costs_and_scores():
     assert n == len(("user: what is 3+4? Proposed solution: " + df["text"].iloc[0]
                      + " Is this answer correct? Answer Yes or No. assistant:").split())
     assert df["verifier_flops"].iloc[0] == n * 2000 + 32 * n * (n - 1) / 2 + 800
-    rows = {(r["budget"], r["metric"]): r for r in bon.evaluate(df, (1, 2, 4))}
+    rows = {(r["budget"], r["metric"]): r for r in bon.evaluate(df, (1, 2, 4)).to_dict("records")}
     dec = df["decode_flops"].mean()
     assert rows[(2, "best@k")]["flops"] == pytest.approx(PREFILL + 2 * dec + 2 * df["verifier_flops"].mean())
     # equal scores: best-of-k is the mean accuracy
@@ -203,7 +203,7 @@ def test_best_of_n_self_logprob_is_free_and_prefers_likely_samples():
     df = records_frame(bon, backend, out, params)
     assert df["verifier_flops"].sum() == 0.0
     assert 0 < df["correct"].sum() < 8  # both answers were sampled
-    rows = {(r["budget"], r["metric"]): r["value"] for r in bon.evaluate(df, (1, 8))}
+    rows = {(r["budget"], r["metric"]): r["value"] for r in bon.evaluate(df, (1, 8)).to_dict("records")}
     assert rows[(8, "best@k")] == 1.0 and rows[(8, "wmaj@k")] == 1.0
     assert rows[(1, "best@k")] == pytest.approx(df["correct"].mean())
 

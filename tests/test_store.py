@@ -1,66 +1,205 @@
-"""Run store durability: torn tails are cut and kept, corruption is refused, nothing is lost."""
+"""The run store: durable Parquet files of whole problems, several writers, compaction, schema-1 runs."""
 
 import json
+import multiprocessing
+import os
 
+import pandas as pd
 import pytest
 
 from ttc.errors import TTCError
 from ttc.records import SampleRecord
-from ttc.store import Shard
+from ttc.store import RunStore, Shard, load_run
+from ttc.store_v1 import JsonlShard
 
 
-def rec(pid, i, n):
+def rec(pid, i, n, text=None):
     return SampleRecord(task="t", model="m", sampler="s", problem_id=pid, sample_index=i, n_samples=n,
-                        text=f"answer {i}", answer=str(i), answer_strict=None, gold="1", correct=i == 1,
+                        text=text or f"answer {i}", answer=str(i), answer_strict=None, gold="1", correct=i == 1,
                         prompt_tokens=3, generated_tokens=2, finish_reason="stop", prefill_flops=1.0,
-                        decode_flops=2.0, prefill_shared=True, seed=0)
+                        decode_flops=2.0, prefill_shared=True, seed=0, extra={"score": i / 10})
 
 
-def write(shard, pid, n=2):
-    shard.append_problem([rec(pid, i, n) for i in range(n)])
+def problem(pid, n=2):
+    return [rec(pid, i, n) for i in range(n)]
 
 
-def test_roundtrip(tmp_path):
-    shard = Shard(tmp_path / "s.jsonl")
-    write(shard, "a")
-    write(shard, "b")
-    got = shard.scan()
-    assert list(got) == ["a", "b"]
-    assert [r["sample_index"] for r in got["b"]] == [0, 1]
+def new_store(tmp_path, writer=None):
+    root = tmp_path / "run"
+    root.mkdir(exist_ok=True)
+    (root / "header.json").write_text(json.dumps({"schema_version": 2, "config_hash": "x"}))
+    return RunStore(root, writer=writer)
 
 
-def test_torn_line_is_cut_and_kept(tmp_path):
-    shard = Shard(tmp_path / "s.jsonl")
-    write(shard, "a")
-    good = shard.path.read_bytes()
-    with open(shard.path, "ab") as f:  # a crash in the middle of writing problem b
-        f.write(json.dumps(rec("b", 0, 2).to_dict()).encode() + b"\n" + b'{"task": "t", "prob')
-    assert list(shard.scan()) == ["a"]
-    assert shard.path.read_bytes() != good  # scanning without repair changes nothing
-    assert list(shard.scan(repair=True)) == ["a"]
-    assert shard.path.read_bytes() == good
-    torn = shard.path.with_name("s.jsonl.torn").read_bytes()
-    assert torn.startswith(b'{"task"') and torn.endswith(b'"prob')
-    write(shard, "b")
-    assert list(shard.scan()) == ["a", "b"]
+def test_roundtrip_sorted_and_columns(tmp_path):
+    store = new_store(tmp_path)
+    shard = store.shard("t", "m", "s")
+    shard.append_problem(problem("b", 3))
+    shard.append_problems([problem("a"), problem("c")])
+    assert shard.done() == {"a", "b", "c"}
+    df = load_run(store.root)
+    assert df["problem_id"].tolist() == ["a", "a", "b", "b", "b", "c", "c"]
+    assert df["extra"].iloc[1] == {"score": 0.1}
+    assert df.attrs["header"]["config_hash"] == "x"
+    few = load_run(store.root, columns=["problem_id", "correct"])
+    assert list(few.columns) == ["problem_id", "correct"]
+    with pytest.raises(TTCError, match="unknown record column"):
+        load_run(store.root, columns=["nope"])
+    # plain Parquet: other tools read the run without ttc
+    assert len(pd.read_parquet(store.root / "records")) == 7
+
+
+def test_a_problem_is_written_whole_or_refused(tmp_path):
+    shard = new_store(tmp_path).shard("t", "m", "s")
+    with pytest.raises(TTCError, match="do not make up"):
+        shard.append_problem(problem("a", 3)[:2])
+    assert shard.done() == set()
+
+
+def test_temporary_files_of_a_crashed_write_are_ignored(tmp_path):
+    store = new_store(tmp_path)
+    shard = store.shard("t", "m", "s")
+    shard.append_problem(problem("a"))
+    (shard.path / ".w-dead-00000001.parquet.1.abc.tmp").write_bytes(b"PAR1 half a file")
+    assert shard.done() == {"a"} and len(load_run(store.root)) == 2
+
+
+def test_a_problem_stored_twice_is_read_once(tmp_path):
+    store_a, store_b = new_store(tmp_path, "a"), new_store(tmp_path, "b")
+    store_a.shard("t", "m", "s").append_problem(problem("p"))
+    store_b.shard("t", "m", "s").append_problem([rec("p", i, 2, text="other copy") for i in range(2)])
+    df = load_run(store_a.root)
+    assert len(df) == 2 and df["text"].tolist() == ["answer 0", "answer 1"]  # one whole copy, the first file's
+    store_b.compact()
+    df = load_run(store_a.root)
+    assert len(df) == 2 and len(list((store_a.root / "records" / "t__m__s").glob("*.parquet"))) == 1
+
+
+def _write_many(root, writer, pids):
+    store = RunStore(root, writer=writer)
+    for pid in pids:
+        store.shard("t", "m", "s").append_problem(problem(pid, 4))
+
+
+def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
+    root = new_store(tmp_path).root
+    jobs = [[f"w{w}-{i}" for i in range(30)] + ["shared"] for w in range(4)]
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_many, args=(root, f"w{w}", pids)) for w, pids in enumerate(jobs)]
+    for p in procs:
+        p.start()
+    RunStore(root).compact()  # a compaction racing the writers must not lose their files
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    df = load_run(root)
+    assert df.groupby("problem_id").size().eq(4).all()
+    assert set(df["problem_id"]) == {p for pids in jobs for p in pids}
+    RunStore(root).compact()
+    assert load_run(root).equals(df)
+
+
+def test_own_files_are_compacted_as_they_accumulate(tmp_path, monkeypatch):
+    monkeypatch.setattr("ttc.store.COMPACT_EVERY", 5)
+    store = new_store(tmp_path)
+    shard = store.shard("t", "m", "s")
+    for i in range(12):
+        shard.append_problem(problem(f"p{i:02d}"))
+    assert len(shard.files()) < 12 and shard.done() == {f"p{i:02d}" for i in range(12)}
+
+
+def test_lone_surrogates_from_a_server_are_stored_as_replacement_characters(tmp_path):
+    store = new_store(tmp_path)
+    store.shard("t", "m", "s").append_problem([rec("p", 0, 1, text="bad \ud800 text")])
+    assert load_run(store.root)["text"].item() == "bad \ufffd text"
+
+
+def test_header_must_be_an_object(tmp_path):
+    (tmp_path / "header.json").write_text("[1, 2]")
+    with pytest.raises(TTCError, match="JSON object"):
+        load_run(tmp_path)
+
+
+def write_v1(root, problems, torn=b""):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "header.json").write_text(json.dumps({"schema_version": 1, "config_hash": "h", "models": {}}))
+    path = root / "samples" / "t__m__s.jsonl"
+    path.parent.mkdir()
+    with open(path, "wb") as f:
+        for pid, n in problems:
+            for r in problem(pid, n):
+                d = r.to_dict()
+                del d["verifier_flops"]  # the oldest schema-1 records lack it
+                f.write(json.dumps(d).encode() + b"\n")
+        f.write(torn)
+    return path
+
+
+def test_schema_1_runs_load_in_place_and_convert_on_resume(tmp_path):
+    root = tmp_path / "old"
+    torn = json.dumps(rec("z", 0, 2).to_dict()).encode() + b"\n" + b'{"task": "t", "prob'
+    jsonl = write_v1(root, [("a", 2), ("b", 3)], torn)
+    before = jsonl.read_bytes()
+    old = load_run(root)
+    assert old["problem_id"].tolist() == ["a", "a", "b", "b", "b"] and (old["verifier_flops"] == 0).all()
+    assert jsonl.read_bytes() == before  # reading changes nothing
+    store = RunStore.open(tmp_path, "old", {"config_hash": "h", "schema_version": 2})
+    assert store.header()["schema_version"] == 2 and store.header()["converted_from"] == 1
+    new = load_run(root)
+    pd.testing.assert_frame_equal(new, old, check_dtype=False)  # answer_strict: all missing, typed as text now
+    assert store.shard("t", "m", "s").done() == {"a", "b"}
+    kept = root / "samples-v1" / "t__m__s.jsonl"
+    assert kept.with_name("t__m__s.jsonl.torn").read_bytes().endswith(b'"prob')  # the torn tail is kept
+    assert list(JsonlShard(kept).read()) == ["a", "b"]
 
 
 @pytest.mark.parametrize("garbage", [b"not json\n", b'{"problem_id": "x"}\n'])
-def test_corrupt_middle_is_refused(tmp_path, garbage):
-    shard = Shard(tmp_path / "s.jsonl")
-    write(shard, "a")
-    with open(shard.path, "ab") as f:
+def test_corrupt_schema_1_shard_is_refused_and_untouched(tmp_path, garbage):
+    path = write_v1(tmp_path / "old", [("a", 2)])
+    with open(path, "ab") as f:
         f.write(garbage)
-    write(shard, "b")
-    before = shard.path.read_bytes()
+        for r in problem("b"):
+            f.write(json.dumps(r.to_dict()).encode() + b"\n")
+    before = path.read_bytes()
     with pytest.raises(TTCError, match="corrupt shard"):
-        shard.scan(repair=True)
-    assert shard.path.read_bytes() == before
+        RunStore.open(tmp_path, "old", {"config_hash": "h", "schema_version": 2})
+    assert path.read_bytes() == before
 
 
-def test_duplicate_problem_is_refused(tmp_path):
-    shard = Shard(tmp_path / "s.jsonl")
-    write(shard, "a")
-    write(shard, "a")
-    with pytest.raises(TTCError, match="appears twice"):
-        shard.scan()
+def test_schema_1_scan_is_linear(tmp_path):
+    # 20,000 one-sample problems: one pass over the file (the line count is not recounted per line)
+    path = write_v1(tmp_path / "big", [(f"p{i}", 1) for i in range(20_000)])
+    assert len(JsonlShard(path).read()) == 20_000
+    assert os.path.getsize(path) > 0
+
+
+FIXTURE = __import__("pathlib").Path(__file__).parent / "data" / "schema1-run"
+
+
+def test_a_run_written_by_the_jsonl_store_summarizes_as_it_did(tmp_path):
+    """tests/data/schema1-run was written by the schema-1 store (8 problems x 8 samples, repeated sampling and
+    best-of-n with the oracle verifier; its summary.csv computed by the enumerating estimators, exact at
+    this size). Loaded in place and after conversion, every value and cost is the same."""
+    import shutil
+
+    from samplers import SAMPLERS
+    from ttc.summary import write_summary
+
+    run = tmp_path / FIXTURE.name
+    shutil.copytree(FIXTURE, run)
+    old = pd.read_csv(FIXTURE / "summary.csv")
+    keys = ["sampler", "budget", "metric", "level"]
+
+    def check(summary):
+        both = old.merge(summary.astype({"level": str}), on=["task", "model", *keys], suffixes=("_old", ""))
+        assert len(both) == len(old) == len(summary)
+        assert (both["value"] - both["value_old"]).abs().max() < 1e-9
+        assert (both["flops_per_problem"] / both["flops_per_problem_old"] - 1).abs().max() < 1e-12
+        assert (both["se"] == 0).all()
+
+    check(write_summary(run, SAMPLERS, plot=False))  # in place: the JSONL files are read, not changed
+    assert (run / "samples").is_dir() and not (run / "records").exists()
+    header = json.loads((run / "header.json").read_text())
+    store = RunStore.open(tmp_path, run.name, {**header, "schema_version": 2})
+    assert store.shard("chain_sum", "smollm2-135m", "sample").done() == set(load_run(run)["problem_id"])
+    check(write_summary(run, SAMPLERS, plot=False))

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from samplers import SAMPLERS
 from ttc.summary import SUMMARY_COLUMNS, problem_levels, summarize
 
 
@@ -40,7 +41,7 @@ def test_levels_come_from_repeated_sampling_records():
 
 def test_summary_has_all_rows_and_per_level_rows():
     df = records({"easy": [True] * 4, "hard": [False] * 4, "mid": [True, True, False, False]})
-    s = summarize(df, (1, 2, 4))
+    s = summarize(df, (1, 2, 4), SAMPLERS)
     assert list(s.columns) == SUMMARY_COLUMNS
     overall = s[s["level"] == "all"]
     assert len(overall) == 3 * 3 and set(overall["n_problems"]) == {3}        # 3 budgets x 3 metrics
@@ -56,7 +57,7 @@ def test_summary_csv_round_trip_and_overall_filter(tmp_path):
     from ttc.plot import plot_curve
     from ttc.run import print_summary
 
-    s = summarize(records({"a": [True, False], "b": [False, False]}), (1, 2))
+    s = summarize(records({"a": [True, False], "b": [False, False]}), (1, 2), SAMPLERS)
     path = tmp_path / "summary.csv"
     s.to_csv(path, index=False)
     back = pd.read_csv(path)

@@ -4,7 +4,7 @@ two samples, short completions. Checks the plumbing, not the accuracy."""
 import pandas as pd
 import pytest
 
-from conftest import read_jsonl
+from conftest import run_records
 
 PACKAGED = ["chain_sum", "gsm_symbolic", "basic_arithmetic", "countdown", "puzzle24", "rg:leg_counting",
             "humaneval", "champ"]
@@ -18,7 +18,7 @@ def test_packaged_tasks_run_end_to_end(tmp_path, capsys):
                "--max-tokens", "24", "--out", str(tmp_path), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    records = [r for f in (run / "samples").glob("*.jsonl") for r in read_jsonl(f)]
+    records = run_records(run)
     by_task = pd.DataFrame(records).groupby("task")
     assert set(by_task.groups) == set(PACKAGED)
     for task, g in by_task:

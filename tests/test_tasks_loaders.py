@@ -12,7 +12,7 @@ from ttc.backends.fake import FakeBackend
 from ttc.config import RunConfig, SamplingConfig, SweepConfig
 from ttc.errors import TTCError
 
-from conftest import read_jsonl, scripted
+from conftest import run_records, scripted
 
 # One or two rows per benchmark, with the hub dataset's columns.
 FIXTURES = {
@@ -125,7 +125,7 @@ def test_cli_data_file_runs_offline(tmp_path, capsys):
     script = scripted({"Natalia": ["48 + 24 = 72 in all. \\boxed{72}", "She sold 72 clips", "maybe 70"],
                        "cents": ["\\boxed{1,050}", "1050 cents"]})
     store = run_sweep(config, backend_factory=lambda m, c: FakeBackend(script), progress=False)
-    records = read_jsonl(next((store.root / "samples").glob("*.jsonl")))
+    records = run_records(store.root)
     assert len(records) == 4
     for r in records:
         if "boxed" in r["text"]:

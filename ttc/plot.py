@@ -46,7 +46,7 @@ def save_curve(summary: pd.DataFrame, path: Path, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
     fig = plot_curve(summary, title)
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, format="png")
     plt.close(fig)
 
 

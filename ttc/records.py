@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: JSONL shards under samples/ (still read); 2: Parquet files under records/
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from samplers import configure_sampler, get_sampler
+from samplers import SAMPLERS, configure_sampler, get_sampler
 from samplers.base import Output
 from tasks import get_task, load_problems
 from ttc.backends import Backend, GenParams, make_backend
@@ -26,11 +26,10 @@ from ttc.context import ModelContext
 from ttc.errors import TTCError
 from ttc.flops import FLOPS_CONVENTION
 from ttc.models import check_model_name
-from ttc.plot import save_curve
 from ttc.provenance import git_state, host_info, library_versions
 from ttc.records import SCHEMA_VERSION, SampleRecord
 from ttc.store import RunStore
-from ttc.summary import problem_levels, summarize
+from ttc.summary import write_summary
 
 BackendFactory = Callable[[str, RunConfig], Backend]
 
@@ -174,7 +173,7 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
     for model in sweep.models:
         for tname in sweep.tasks:
             for sname in sweep.samplers:
-                done = store.shard(tname, model, sname).scan(repair=True)
+                done = store.shard(tname, model, sname).done()
                 todo += [(model, tname, sname, p) for p in problems[tname] if p.id not in done]
     per_model = len(sweep.samplers) * sum(len(p) for p in problems.values())  # problems x samplers of a model
 
@@ -219,10 +218,6 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
 
 
 def finish(store: RunStore, config: RunConfig) -> None:
-    """Write ``summary.csv`` and ``curve.png`` from what the run stored."""
-    df = store.records()
-    summary = summarize(df, config.sweep.budgets, seed=config.sampling.seed)
-    summary.to_csv(store.root / "summary.csv", index=False)
-    problem_levels(df).to_csv(store.root / "problems.csv", index=False)
-    if not summary.empty:
-        save_curve(summary, store.root / "curve.png", title=config.run_id)
+    """Fold the run's record files together, then write ``summary.csv``, ``problems.csv`` and ``curve.png``."""
+    store.compact()
+    write_summary(store.root, SAMPLERS, budgets=config.sweep.budgets, seed=config.sampling.seed)

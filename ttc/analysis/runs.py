@@ -1,6 +1,6 @@
 """From run directories to tables: summaries, per-problem values, fitted curves, exchange rates.
 
-Everything here reads what a run stored (``summary.csv``, the JSONL records, ``header.json``); nothing
+Everything here reads what a run stored (``summary.csv``, the records, ``header.json``); nothing
 generates. The notebook and ``python -m ttc.fit`` / ``python -m ttc.plot`` call these.
 """
 
@@ -18,8 +18,8 @@ from ttc.analysis.forms import sigmoid
 from ttc.analysis.fits import FitError, FitResult
 from ttc.analysis.reference import FamilyCurve, family_curve, load_reference, pretraining_flops
 from ttc.errors import TTCError
-from ttc.store import load_run
-from ttc.summary import per_problem
+from ttc.store import load_run, read_header
+from ttc.summary import PER_PROBLEM, needed_columns, per_problem
 
 CURVE_KEYS = ["task", "model", "sampler", "metric"]
 
@@ -52,11 +52,19 @@ def run_budgets(df: pd.DataFrame) -> tuple[int, ...]:
 
 def run_per_problem(run_dir) -> tuple[pd.DataFrame, dict]:
     """Per-problem values of every curve of a run (``ttc.summary.per_problem``), and the run header."""
-    df = load_run(run_dir)
+    stored = Path(run_dir) / PER_PROBLEM
+    if stored.exists():  # written with summary.csv from the same records (python -m ttc.summary redoes both)
+        pp = pd.read_parquet(stored)
+        if len(pp):
+            return pp, read_header(Path(run_dir))
+    from samplers import SAMPLERS  # the strategies evaluate their own records
+
+    samplers = load_run(run_dir, columns=["sampler"])["sampler"].unique().tolist()
+    df = load_run(run_dir, columns=needed_columns(SAMPLERS, samplers))  # the metric columns, never the texts
     if df.empty:
         raise TTCError(f"{run_dir} holds no complete problems")
     header = df.attrs["header"]
-    pp = per_problem(df, run_budgets(df), seed=int(header.get("seed", 0)))
+    pp = per_problem(df, run_budgets(df), SAMPLERS, seed=int(header.get("seed", 0)))
     if "level" in pp.columns:
         pp = overall(pp) if (pp["level"].astype(str) == "all").any() else pp
     return pp, header

@@ -1,0 +1,136 @@
+"""Exact estimators against brute-force enumeration, and at sizes where only counting can answer."""
+
+import itertools
+import math
+import random
+from math import comb
+
+import numpy as np
+import pytest
+
+from ttc.metrics import (best_of_k, majority_at_k, pass_at_k, pass_at_k_array, weighted_majority_at_k,
+                         weighted_majority_with_se)
+
+
+def brute_vote(answers, correct, k, weights=None):
+    weights = weights or [1.0] * len(answers)
+    good = {a for a, ok in zip(answers, correct) if ok and a is not None}
+    vals = []
+    for s in itertools.combinations(range(len(answers)), k):
+        votes = {}
+        for i in s:
+            if answers[i] is not None:
+                votes[answers[i]] = votes.get(answers[i], 0.0) + weights[i]
+        if not votes:
+            vals.append(0.0)
+            continue
+        top = max(votes.values())
+        winners = [a for a, v in votes.items() if math.isclose(v, top, rel_tol=1e-12, abs_tol=1e-15)]
+        vals.append(sum(w in good for w in winners) / len(winners))
+    return float(np.mean(vals))
+
+
+def random_case(rng, n_max=11):
+    n = rng.randint(1, n_max)
+    pool = ["a", "b", "c", "d", "e"][: rng.randint(1, 5)] + [None] * rng.randint(0, 2)
+    answers = [rng.choice(pool) for _ in range(n)]
+    right = set(rng.sample(["a", "b", "c", "d", "e"], rng.randint(0, 2)))  # 0, 1 or 2 correct strings
+    return answers, [a in right for a in answers], rng.randint(1, n)
+
+
+def test_majority_matches_enumeration_on_random_cases():
+    rng = random.Random(0)
+    for _ in range(400):
+        answers, correct, k = random_case(rng)
+        assert majority_at_k(answers, correct, k) == pytest.approx(brute_vote(answers, correct, k), abs=1e-9)
+
+
+def test_class_weighted_vote_matches_enumeration():
+    rng = random.Random(1)
+    for _ in range(300):
+        answers, correct, k = random_case(rng)
+        wmap = {a: rng.choice([0.0, 0.25, 0.5, 1.0, 1.5, 2.0]) for a in "abcde"}
+        weights = [wmap[a] if a else rng.random() for a in answers]  # unparsed samples' weights never count
+        got, se = weighted_majority_with_se(answers, weights, correct, k, exact_limit=0)
+        assert se == 0.0  # one weight per answer: counted exactly, even with enumeration ruled out
+        assert got == pytest.approx(brute_vote(answers, correct, k, weights), abs=1e-9)
+
+
+def test_hypergeometric_reference_at_n_200():
+    # Three answers (90 right, 70, 20) and 20 unparsed: P(right wins) summed over the exact law of the
+    # counts of a random k-subset, by hand with big integers.
+    m, u = [90, 70, 20], 20
+    n = sum(m) + u
+    for k in (1, 3, 16, 101, 199):
+        total = 0
+        for x in range(0, min(m[0], k) + 1):
+            for y in range(0, min(m[1], k - x) + 1):
+                rest = k - x - y
+                for z in range(0, min(m[2], rest) + 1):
+                    w = rest - z
+                    if w > u:
+                        continue
+                    top = max(x, y, z)
+                    if x == 0 or x < top:
+                        continue
+                    ties = (y == x) + (z == x)
+                    total += comb(m[0], x) * comb(m[1], y) * comb(m[2], z) * comb(u, w) * 6 // (ties + 1)
+        expected = total / (6 * comb(n, k))
+        answers = ["r"] * m[0] + ["w"] * m[1] + ["v"] * m[2] + [None] * u
+        correct = [True] * m[0] + [False] * (n - m[0])
+        assert majority_at_k(answers, correct, k) == pytest.approx(expected, abs=1e-9), k
+
+
+def test_many_answers_at_n_10000_stay_a_probability():
+    rng = np.random.default_rng(0)
+    labels = rng.zipf(1.6, size=10_000) % 400
+    answers = [str(a) for a in labels]
+    correct = [a == "1" for a in answers]
+    values = [majority_at_k(answers, correct, k) for k in (1, 2, 64, 4096, 9999, 10_000)]
+    assert values[0] == pytest.approx(np.mean(correct), abs=1e-9)  # maj@1 is the mean accuracy
+    assert all(0.0 <= v <= 1.0 for v in values)
+    assert values[-1] == 1.0 and values[-2] == pytest.approx(1.0, abs=1e-9)  # "1" is by far the most common
+
+
+def test_weighted_vote_with_scores_that_differ_within_an_answer_reports_its_error():
+    rng = np.random.default_rng(2)
+    answers = [str(a) for a in rng.integers(0, 4, size=40)]
+    weights = rng.random(40).tolist()
+    correct = [a == "2" for a in answers]
+    value, se = weighted_majority_with_se(answers, weights, correct, 20, n_draws=4000, seed=1)
+    assert 0 < se < 0.02
+    exact = weighted_majority_with_se(answers[:14], weights[:14], correct[:14], 7)  # C(14, 7) = 3432 subsets
+    assert exact[1] == 0.0
+    assert exact[0] == pytest.approx(brute_vote(answers[:14], correct[:14], 7, weights[:14]), abs=1e-12)
+    assert weighted_majority_at_k(answers, weights, correct, 40) == brute_vote(answers, correct, 40, weights)
+
+
+def test_pass_at_k_array_matches_the_scalar_form():
+    n = np.array([1, 4, 10, 10, 1024, 10_000, 10_000])
+    c = np.array([0, 1, 3, 10, 17, 0, 9_999])
+    for k in (1, 2, 4, 10, 1000):
+        got = pass_at_k_array(n, c, k)
+        for ni, ci, g in zip(n, c, got):
+            if k > ni:
+                assert np.isnan(g)
+            else:
+                assert g == pytest.approx(pass_at_k(int(ni), int(ci), k), abs=1e-12)
+
+
+def test_best_of_k_closed_form_at_large_n():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 50, size=3000).astype(float)  # many ties
+    correct = rng.random(3000) < 0.3
+    order = sorted(range(3000), key=lambda i: -scores[i])
+    for k in (1, 7, 1500, 3000):
+        # the definition with exact integers: rank r tops a random k-subset with C(n-1-r, k-1) / C(n, k)
+        ranked = [float(correct[i]) for i in order]
+        s = [scores[i] for i in order]
+        means = {}
+        for v in set(s):
+            grp = [ranked[i] for i in range(3000) if s[i] == v]
+            means[v] = sum(grp) / len(grp)
+        total = comb(3000, k)
+        # exact rational weights, summed in floating point only at the end
+        expected = sum(comb(2999 - r, k - 1) * 10**18 // total * means[s[r]] for r in range(3001 - k)) / 10**18
+        assert best_of_k(scores.tolist(), correct.tolist(), k) == pytest.approx(expected, abs=1e-9)

@@ -1,0 +1,158 @@
+"""From stored records to ``summary.csv``: per-problem metric values, then means with bootstrap CIs.
+
+Each strategy evaluates its own records (``evaluate(df, budgets, seed) -> table``, see ``ttc.tables``); the
+strategies are handed in as a mapping from sampler name (``samplers.SAMPLERS``), so this module depends on no
+strategy. Only the columns the strategies name are read (``columns``), never the texts.
+
+Difficulty levels (Snell et al. 2024, "Scaling LLM Test-Time Compute Optimally..."): each problem's
+pass@1 for a model is the mean correctness of its repeated samples (the ``sample`` sampler's records when
+that sampler ran on it, else all its records), and it falls into one of ``LEVELS`` equal-width bins:
+level 1 = pass@1 in [0.8, 1], 2 = [0.6, 0.8), 3 = [0.4, 0.6), 4 = [0.2, 0.4), 5 = [0, 0.2) (computed from
+integer counts, so 3 of 5 correct is exactly 0.6, level 2). Snell et al. cut at quantiles of pass@1
+instead; equal widths keep a level's meaning fixed across models and runs. The level is assigned from the
+same samples that are then scored, so per-level accuracies are descriptive (the easiest level is easy by
+construction). ``summary.csv`` holds the overall rows (``level == "all"``) and the same metrics per level.
+
+``se`` is the Monte Carlo standard error of the mean where a strategy had to approximate a value (0 when
+every value is exact); ``ci_low``/``ci_high`` are the 95% percentile bootstrap over problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ttc.errors import TTCError
+from ttc.metrics import bootstrap_ci
+from ttc.store import load_run, write_atomic
+from ttc.tables import TABLE_COLUMNS
+
+SUMMARY_COLUMNS = ["task", "model", "sampler", "budget", "metric", "value", "ci_low", "ci_high",
+                   "flops_per_problem", "tokens", "n_problems", "level", "se"]
+LEVEL_COLUMNS = ["task", "model", "problem_id", "pass@1", "n_samples", "level"]
+LEVELS = 5
+PER_PROBLEM = "per_problem.parquet"  # the per-problem values behind summary.csv, read by the fits
+LEVEL_SAMPLER = "sample"  # repeated sampling: whose records define a problem's pass@1 when present
+BASE_COLUMNS = ("task", "model", "sampler", "problem_id", "sample_index", "correct")
+
+
+def _strategy(strategies: Mapping, name: str):
+    try:
+        return strategies[name]
+    except KeyError:
+        raise TTCError(f"no strategy named {name!r} to evaluate its records; known: "
+                       f"{', '.join(sorted(strategies))}") from None
+
+
+def needed_columns(strategies: Mapping, samplers) -> list[str]:
+    """The record columns that evaluating ``samplers`` reads."""
+    cols = list(BASE_COLUMNS)
+    for s in samplers:
+        cols += [c for c in getattr(_strategy(strategies, s), "columns", ()) if c not in cols]
+    return cols
+
+
+def problem_levels(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, model, problem): ``pass@1``, ``n_samples`` and ``level`` (1 easiest .. 5)."""
+    if df.empty:
+        return pd.DataFrame(columns=LEVEL_COLUMNS)
+    keys = ["task", "model", "problem_id"]
+    frame = df[keys + ["sampler"]].assign(c=df["correct"].astype(bool).astype(np.int64), n=1)
+    per = frame.groupby(keys + ["sampler"], sort=True)[["n", "c"]].sum().reset_index()
+    base = per[per["sampler"] == LEVEL_SAMPLER].set_index(keys)[["n", "c"]]
+    every = per.groupby(keys, sort=True)[["n", "c"]].sum()
+    chosen = every.copy()
+    chosen.loc[base.index] = base  # repeated sampling's records where they exist
+    n, c = chosen["n"].to_numpy(), chosen["c"].to_numpy()
+    out = chosen.reset_index()[keys]
+    out["pass@1"] = c / n
+    out["n_samples"] = n
+    out["level"] = LEVELS - np.minimum(c * LEVELS // n, LEVELS - 1)
+    return out[LEVEL_COLUMNS]
+
+
+def per_problem(df: pd.DataFrame, budgets: tuple[int, ...], strategies: Mapping, seed: int = 0) -> pd.DataFrame:
+    """One row per (task, model, sampler, problem, budget, metric), from each strategy's ``evaluate``."""
+    parts = []
+    for (task, model, sampler), g in df.groupby(["task", "model", "sampler"], sort=True):
+        t = _strategy(strategies, sampler).evaluate(g, tuple(budgets), seed=seed)
+        if len(t):
+            t = t.reindex(columns=TABLE_COLUMNS)
+            t.insert(0, "sampler", sampler)
+            t.insert(0, "model", model)
+            t.insert(0, "task", task)
+            parts.append(t)
+    if not parts:
+        return pd.DataFrame(columns=["task", "model", "sampler", *TABLE_COLUMNS])
+    out = pd.concat(parts, ignore_index=True)
+    out["se"] = out["se"].fillna(0.0)
+    return out
+
+
+def _aggregate(pp: pd.DataFrame, keys: list[str], seed: int, n_boot: int) -> list[dict]:
+    rows = []
+    pp = pp.sort_values(keys + ["problem_id"], kind="stable")
+    for key, g in pp.groupby(keys, sort=True):
+        values = g["value"].to_numpy(dtype=float)
+        lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+        se = g["se"].to_numpy(dtype=float)
+        rows.append(dict(zip(keys, key), value=values.mean(), ci_low=lo, ci_high=hi,
+                         flops_per_problem=g["flops"].mean(), tokens=g["tokens"].mean(), n_problems=len(g),
+                         se=float(np.sqrt((se ** 2).sum())) / len(g)))
+    return rows
+
+
+def summarize(df: pd.DataFrame, budgets: tuple[int, ...], strategies: Mapping, seed: int = 0,
+              n_boot: int = 2000) -> pd.DataFrame:
+    """The summary table: mean over problems of each metric at each budget, with a 95% bootstrap CI.
+
+    ``flops_per_problem`` and ``tokens`` (generated tokens) are means over problems at that budget.
+    """
+    if df.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    return aggregate(per_problem(df, budgets, strategies, seed), problem_levels(df), seed, n_boot)
+
+
+def aggregate(pp: pd.DataFrame, levels: pd.DataFrame, seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
+    """The summary table from per-problem values (``per_problem``) and the problems' levels."""
+    if pp.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    keys = ["task", "model", "sampler", "budget", "metric"]
+    rows = [dict(r, level="all") for r in _aggregate(pp, keys, seed, n_boot)]
+    levels = levels[["task", "model", "problem_id", "level"]]
+    pp = pp.merge(levels, on=["task", "model", "problem_id"], how="left")
+    rows += _aggregate(pp, ["task", "model", "sampler", "level", "budget", "metric"], seed, n_boot)
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    out["level"] = out["level"].astype(str)
+    return out
+
+
+def write_summary(run_dir, strategies: Mapping, budgets: tuple[int, ...] | None = None, seed: int | None = None,
+                  plot: bool = True) -> pd.DataFrame:
+    """Recompute ``summary.csv``, ``per_problem.parquet``, ``problems.csv`` and ``curve.png`` of a run from its stored records (each
+    file written atomically) and return the summary. ``budgets`` and ``seed`` default to the run's own."""
+    run_dir = Path(run_dir)
+    samplers_col = load_run(run_dir, columns=["sampler"])
+    header = samplers_col.attrs["header"]
+    config = header.get("config", {})
+    budgets = tuple(budgets or config.get("sweep", {}).get("budgets", ()))
+    if not budgets:
+        raise TTCError(f"{run_dir}: the header names no budgets; give --budget")
+    seed = int(header.get("seed", 0) if seed is None else seed)
+    samplers = samplers_col["sampler"].unique().tolist()
+    df = load_run(run_dir, columns=needed_columns(strategies, samplers))
+    pp = per_problem(df, budgets, strategies, seed)
+    levels = problem_levels(df)
+    summary = aggregate(pp, levels, seed)
+    write_atomic(run_dir / PER_PROBLEM, lambda tmp: pp.to_parquet(tmp, index=False))
+    write_atomic(run_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+    write_atomic(run_dir / "problems.csv", lambda tmp: levels.to_csv(tmp, index=False))
+    if plot and not summary.empty:
+        from ttc.plot import save_curve
+
+        write_atomic(run_dir / "curve.png",
+                     lambda tmp: save_curve(summary, tmp, title=header.get("run_id", run_dir.name)))
+    return summary

@@ -1,0 +1,38 @@
+"""``python -m ttc.summary RUN_DIR``: recompute a run's ``summary.csv``, ``problems.csv`` and ``curve.png``
+from its stored records (after an upgrade of ttc, or with ``--budget`` to add budgets up to the samples
+each problem has) and print the table. Exit codes: 0 done, 2 an error (one line on stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ttc.errors import TTCError
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ttc.summary", description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", help="a run directory (runs/<run_id>)")
+    p.add_argument("--budget", default=None,
+                   help="comma-separated budgets k (default: the run's own); a budget above a problem's "
+                        "sample count is left out for that problem")
+    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the run's seed)")
+    p.add_argument("--no-plot", action="store_true", help="leave curve.png as it is")
+    args = p.parse_args(argv)
+    try:
+        from samplers import SAMPLERS
+        from ttc.config import parse_budgets
+        from ttc.run import print_summary
+        from ttc.summary import write_summary
+
+        budgets = parse_budgets(args.budget) if args.budget else None
+        write_summary(args.run_dir, SAMPLERS, budgets=budgets, seed=args.seed, plot=not args.no_plot)
+    except TTCError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_summary(f"{args.run_dir}/summary.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

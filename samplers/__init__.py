@@ -1,8 +1,8 @@
-"""Sampler registry: a plain dict from name to strategy object.
+"""Sampler registry: a plain dict from name to strategy object (the contract: ``samplers.base.Strategy``).
 
-A strategy that needs the run's settings (verifier, thinking budgets, search shape) has
-``configure(config) -> strategy``; the runner calls it once per run. ``evaluate`` reads only the stored
-records, so the registry's unconfigured objects summarize any run.
+A strategy that needs the run's settings (budgets, verifier, thinking budgets, search shape) is
+``configurable`` and has ``configure(config) -> strategy``; the runner calls it once per run.
+``evaluate`` reads only the stored records, so the registry's unconfigured objects summarize any run.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ def get_sampler(name: str):
 
 def configure_sampler(sampler, config):
     """The strategy set up with the run's config (the registry's object itself if it takes none)."""
-    configure = getattr(sampler, "configure", None)
-    return configure(config) if configure is not None else sampler
+    return sampler.configure(config) if sampler.configurable else sampler
 
 
 __all__ = ["SAMPLERS", "configure_sampler", "get_sampler"]

@@ -1,7 +1,7 @@
 """Best-of-n with a verifier: n = max(budget) completions per problem, generated and scored once.
 
 ``budget`` is the number of samples k, as for ``sample``. Every k <= n is derived from the stored,
-scored samples (``samplers.selection``):
+scored samples (``ttc.metrics``, through ``ttc.tables``):
 
 * ``best@k``: the top-scored answer of a random k-subset is correct (expected over all k-subsets).
 * ``wmaj@k``: weighted majority, each distinct answer collecting the sum of its samples' scores.
@@ -14,23 +14,16 @@ one shared prefill plus k times the mean decode and the mean verifier cost of th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
 import pandas as pd
 
+from samplers.base import ModelContext, Output
+from samplers.common import grade_text, record_answers
 from ttc.metrics import weighted_majority_with_se
 from ttc.tables import Problems, best_values, concat, pass_values, sampling_cost, table, vote_values
 from ttc.verifiers import Candidate, make_verifier
-
-
-def record_answers(group: pd.DataFrame) -> list:
-    return [a if isinstance(a, str) else None for a in group["answer"]]
-
-
-def grade_text(task, problem, text: str) -> bool:
-    return bool(task.grade(task.extract(text)[0], problem))
 
 
 def extra_field(df: pd.DataFrame, key: str) -> np.ndarray:
@@ -43,15 +36,17 @@ class BestOfN:
     metrics = ("best@k", "wmaj@k", "maj@k", "pass@k")
     columns = ("problem_id", "sample_index", "answer", "correct", "generated_tokens", "prefill_flops",
                "decode_flops", "prefill_shared", "verifier_flops", "extra")
-    needs_problem = True
+    configurable = True
+    grades_while_generating = True
 
-    def __init__(self, verifier: str = "self-logprob", strategy=None):
+    def __init__(self, verifier: str = "self-logprob", strategy=None, budgets: tuple[int, ...] = (1, 2, 4, 8, 16)):
         self.verifier_spec = verifier
         self.strategy = strategy
+        self.budgets = tuple(budgets)
         self._verifier = None
 
     def configure(self, config) -> "BestOfN":
-        configured = BestOfN(config.strategy.verifier, config.strategy)
+        configured = BestOfN(config.strategy.verifier, config.strategy, config.sweep.budgets)
         configured.verifier  # an unknown verifier name fails here, before anything is generated
         return configured
 
@@ -63,20 +58,20 @@ class BestOfN:
             self._verifier = make_verifier(self.verifier_spec, self.strategy or StrategyConfig())
         return self._verifier
 
-    def n_samples(self, budgets: tuple[int, ...]) -> int:
+    def n_generations(self, budgets: tuple[int, ...]) -> int:
         return max(budgets)
 
-    def generate(self, backend, prompt, params, n, task=None, problem=None) -> list[tuple]:
-        if task is None or problem is None:
-            raise ValueError("best_of_n needs the task and problem to score its samples")
+    def run(self, ctx: ModelContext, task, problem, seed: int) -> list[Output]:
+        """``max(budgets)`` samples in one request, each graded and scored by the verifier."""
         verifier = self.verifier
-        if getattr(verifier, "wants_logprobs", False):
-            params = dataclasses.replace(params, logprobs=True)
-        comps = backend.generate([prompt], params, n)[0]
+        prompt = task.prompt(problem)
+        extra = {"logprobs": True} if verifier.wants_logprobs else {}
+        comps = ctx.generate([ctx.request(prompt, n=self.n_generations(self.budgets), seed=seed, **extra)])[0]
         cands = [Candidate(c.text, c.logprobs, correct=grade_text(task, problem, c.text)) for c in comps]
-        scores = verifier.score(backend, problem.question, prompt, cands)
-        return [(c, {"score": s.value, "step_scores": list(s.steps), "verifier": verifier.name,
-                     "verifier_flops": s.flops, "verifier_tokens": s.tokens})
+        scores = ctx.verify(verifier, problem.question, prompt, cands)
+        return [Output(c, ctx.cost(c, verifier=s.flops),
+                       {"score": s.value, "step_scores": list(s.steps), "verifier": verifier.name,
+                        "verifier_tokens": s.tokens})
                 for c, s in zip(comps, scores)]
 
     def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:

@@ -9,13 +9,14 @@ without thinking tags (empty ``--think-end``) the thinking is the chain of thoug
 of sequence: a chain that ends within the cap has answered; one that reaches it gets the answer prefix.
 
 Generated once at the largest cap: a run capped at B is identical to the longest run up to its B-th
-token of thought, so the chains grow cap by cap (each segment continues the rendered prompt plus the
-text so far, so this works through any backend that continues a string prompt and honours multi-token
-stop strings), and only the forced answers are decoded per cap. One record per chain and cap.
+token of thought, so the chains grow cap by cap (each segment continues the assistant turn after the
+text so far, a request ``prefix``, on any backend that continues a turn and honours multi-token stop
+strings), and only the forced answers are decoded per cap. One record per chain and cap. Every round
+of thinking decodes all unfinished chains in one batch, and so does every cap's answers.
 
 Where the backend caps thinking natively (vLLM with ``thinking_token_budget`` and an engine
 ``reasoning_config``), a run with ``--think-end`` and no ``--num-wait`` hands each cap to the engine instead
-(``generate_native``; records carry ``extra["native_budget"]``); elsewhere the mechanism above is used.
+(``run_native``; records carry ``extra["native_budget"]``); elsewhere the mechanism above is used.
 
 Cost of a record at cap B is that of a stand-alone run capped at B with prefix caching: the prompt's
 prefill (shared by the chains), the trunk over the thought tokens, the inserted tokens (delimiter, answer
@@ -35,17 +36,12 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from ttc.flops import lm_head_flops, trunk_flops
+from samplers.base import ModelContext, Output
+from samplers.common import ANSWER_SALT, sub_seed
 from ttc.records import Completion
 from ttc.tables import per_problem
 
 WAIT = " Wait"
-
-
-def forced_decode_flops(spec, prompt_tokens: int, generated: int, inserted: int) -> float:
-    """Decode cost of a sequence of ``generated`` sampled and ``inserted`` appended tokens after a
-    prompt: the trunk over all of them at their contexts, the output head over the sampled ones only."""
-    return trunk_flops(spec, generated + inserted, prompt_tokens) + lm_head_flops(spec, generated)
 
 
 @dataclasses.dataclass
@@ -58,18 +54,13 @@ class Chain:
     answer: tuple | None = None  # (answer text, answer tokens, inserted tokens) once ended
 
 
-def sub_seed(seed: int, *parts: int) -> int:
-    h = seed
-    for p in parts:
-        h = (h * 1_000_003 + p + 1) & 0x7FFFFFFF
-    return h
-
-
 class BudgetForcing:
     name = "budget_forcing"
     metrics = ("acc", "control", "natural", "scaling")
     columns = ("problem_id", "sample_index", "correct", "generated_tokens", "prefill_flops", "decode_flops",
                "extra")
+    configurable = True
+    grades_while_generating = False
 
     def __init__(self, think_budgets=(32, 64, 128), think_end: str = "", answer_prefix: str = "\n\nFinal answer: ",
                  answer_tokens: int = 16, num_wait: int = 0, chains: int = 4):
@@ -81,12 +72,13 @@ class BudgetForcing:
         s = config.strategy
         return BudgetForcing(s.think_budgets, s.think_end, s.answer_prefix, s.answer_tokens, s.num_wait, s.chains)
 
-    def n_samples(self, budgets: tuple[int, ...]) -> int:
+    def n_generations(self, budgets: tuple[int, ...]) -> int:
+        """One record per chain and thought cap (``--think-budget``; the sweep's budgets are not read)."""
         return self.chains * len(self.think_budgets)
 
-    def _think(self, backend, base: str, prompt, params, chains: list[Chain], cap: int, first: bool):
-        """Grow every chain that is still thinking up to ``cap`` tokens of thought; return the prompt's
-        token count when this call generated from the bare prompt, else None."""
+    def _think(self, ctx: ModelContext, prompt, seed: int, chains: list[Chain], cap: int, first: bool):
+        """Grow every chain that is still thinking up to ``cap`` tokens of thought, all chains in one
+        batch per round; return the prompt's token count when this call generated from the bare prompt."""
         stop = (self.think_end,) if self.think_end else ()
         rounds, prompt_tokens = 0, None
         while True:
@@ -94,16 +86,12 @@ class BudgetForcing:
             if not todo:
                 return prompt_tokens
             if first and rounds == 0:  # all chains start from the prompt: one shared prefill
-                p = dataclasses.replace(params, max_tokens=cap, stop=stop)
-                outs = backend.generate([prompt], p, len(chains))[0]
+                outs = ctx.generate([ctx.request(prompt, n=len(chains), seed=seed, max_tokens=cap, stop=stop)])[0]
                 prompt_tokens = outs[0].prompt_tokens
             else:
-                outs = []
-                for i in todo:
-                    ch = chains[i]
-                    p = dataclasses.replace(params, max_tokens=cap - ch.think_tokens, stop=stop,
-                                            seed=sub_seed(params.seed, i, cap, rounds))
-                    outs.append(backend.generate([base + ch.text], p, 1)[0][0])
+                requests = [ctx.request(prompt, chains[i].text, seed=sub_seed(seed, i, cap, rounds),
+                                        max_tokens=cap - chains[i].think_tokens, stop=stop) for i in todo]
+                outs = [comps[0] for comps in ctx.generate(requests)]
             for i, c in zip(todo, outs):
                 ch = chains[i]
                 ch.text += c.text
@@ -113,65 +101,79 @@ class BudgetForcing:
                 elif c.finish_reason == "stop" and ch.think_tokens <= cap:
                     if ch.waits < self.num_wait and ch.think_tokens < cap:
                         ch.text += WAIT
-                        ch.inserted += backend.count_tokens(WAIT)
+                        ch.inserted += ctx.count_tokens(WAIT)
                         ch.waits += 1
                     else:
                         ch.ended = True
             rounds += 1
 
-    def _answer(self, backend, base: str, params, ch: Chain, forced: bool, cap: int, i: int) -> tuple:
-        """(appended text, answer tokens, inserted tokens) of the answer after the thinking."""
-        if not forced and not self.think_end:  # no thinking tags: a chain that ended has answered
-            return "", 0, 0
-        glue = self.think_end + (self.answer_prefix if forced else "")
-        p = dataclasses.replace(params, temperature=0.0, max_tokens=self.answer_tokens, stop=(),
-                                seed=sub_seed(params.seed, i, cap, 999))
-        c = backend.generate([base + ch.text + glue], p, 1)[0][0]
-        return glue + c.text, c.generated_tokens, backend.count_tokens(glue)
-
-    def generate_native(self, backend, prompt, params, n_chains: int) -> list[tuple[Completion, dict]]:
-        """Each cap as its own generation with the engine's thinking budget (vLLM's ``thinking_token_budget``):
-        the engine ends the thought at the cap by emitting the end-of-thinking delimiter itself and the model
-        goes on to answer (sampled, with no answer prefix). Chains do not grow across caps here."""
-        spec = backend.info.spec
-        out = []
-        for cap in self.think_budgets:
-            p = dataclasses.replace(params, thinking_budget=cap, max_tokens=cap + self.answer_tokens
-                                    + backend.count_tokens(self.think_end))
-            for i, c in enumerate(backend.generate([prompt], p, n_chains)[0]):
-                head, sep, _ = c.text.partition(self.think_end)
-                think = backend.count_tokens(head) if sep else c.generated_tokens
-                out.append((c, {"think_budget": cap, "chain": i, "think_tokens": think,
-                                "forced": (not sep) or think >= cap, "waits": 0, "inserted_tokens": 0,
-                                "answer_tokens": c.generated_tokens - think, "native_budget": True,
-                                "decode_flops": forced_decode_flops(spec, c.prompt_tokens, c.generated_tokens, 0)}))
+    def _answers(self, ctx: ModelContext, prompt, seed: int, todo: list[tuple[int, Chain, bool]], cap: int
+                 ) -> list[tuple]:
+        """For each (chain index, chain, forced): (appended text, answer tokens, inserted tokens) of the
+        answer after its thinking, the greedy answers of all chains decoded in one batch."""
+        out: list[tuple | None] = [None] * len(todo)
+        requests, where, glues = [], [], []
+        for k, (i, ch, forced) in enumerate(todo):
+            if not forced and not self.think_end:  # no thinking tags: a chain that ended has answered
+                out[k] = ("", 0, 0)
+                continue
+            glue = self.think_end + (self.answer_prefix if forced else "")
+            requests.append(ctx.request(prompt, ch.text + glue, temperature=0.0, max_tokens=self.answer_tokens,
+                                        stop=(), seed=sub_seed(seed, i, cap, ANSWER_SALT)))
+            where.append(k)
+            glues.append(glue)
+        for k, glue, comps in zip(where, glues, ctx.generate(requests)):
+            c = comps[0]
+            out[k] = (glue + c.text, c.generated_tokens, ctx.count_tokens(glue))
         return out
 
-    def generate(self, backend, prompt, params, n) -> list[tuple[Completion, dict]]:
-        n_chains = max(1, n // len(self.think_budgets))
-        if getattr(backend, "native_thinking_budget", False) and self.think_end and not self.num_wait:
-            return self.generate_native(backend, prompt, params, n_chains)
-        base = backend.render(prompt)
-        spec = backend.info.spec
-        chains = [Chain() for _ in range(n_chains)]
+    def run_native(self, ctx: ModelContext, prompt) -> list[Output]:
+        """Each cap as its own generation with the engine's thinking budget (vLLM's ``thinking_token_budget``):
+        the engine ends the thought at the cap by emitting the end-of-thinking delimiter itself and the model
+        goes on to answer (sampled, with no answer prefix). Chains do not grow across caps here; every cap's
+        chains are one request, all caps one batch."""
+        end = ctx.count_tokens(self.think_end)
+        requests = [ctx.request(prompt, n=self.chains, thinking_budget=cap,
+                                max_tokens=cap + self.answer_tokens + end) for cap in self.think_budgets]
+        out = []
+        for cap, comps in zip(self.think_budgets, ctx.generate(requests)):
+            for i, c in enumerate(comps):
+                head, sep, _ = c.text.partition(self.think_end)
+                think = ctx.count_tokens(head) if sep else c.generated_tokens
+                out.append(Output(c, ctx.cost(c), {
+                    "think_budget": cap, "chain": i, "think_tokens": think, "forced": (not sep) or think >= cap,
+                    "waits": 0, "inserted_tokens": 0, "answer_tokens": c.generated_tokens - think,
+                    "native_budget": True}))
+        return out
+
+    def run(self, ctx: ModelContext, task, problem, seed: int) -> list[Output]:
+        """The chains grown cap by cap; at each cap every chain's record is what a run capped there gives,
+        costed as that stand-alone run (``Cost.attribution == "counterfactual"``). Where the engine caps
+        thinking natively, the caps go to it instead (``run_native``)."""
+        prompt = task.prompt(problem)
+        if ctx.native_thinking_budget and self.think_end and not self.num_wait:
+            return self.run_native(ctx, prompt)
+        chains = [Chain() for _ in range(self.chains)]
         prompt_tokens = None
         out = []
         for b, cap in enumerate(self.think_budgets):
-            first = self._think(backend, base, prompt, params, chains, cap, first=(b == 0))
+            first = self._think(ctx, prompt, seed, chains, cap, first=(b == 0))
             prompt_tokens = first if prompt_tokens is None else prompt_tokens
+            todo = [(i, ch, not ch.ended) for i, ch in enumerate(chains) if not ch.ended or ch.answer is None]
+            answers = dict(zip([i for i, _, _ in todo], self._answers(ctx, prompt, seed, todo, cap)))
             for i, ch in enumerate(chains):
                 forced = not ch.ended
                 if ch.ended and ch.answer is None:
-                    ch.answer = self._answer(backend, base, params, ch, False, cap, i)
-                tail, ans_tokens, ins = ch.answer if ch.ended else self._answer(backend, base, params, ch, True,
-                                                                                cap, i)
+                    ch.answer = answers[i]
+                tail, ans_tokens, ins = ch.answer if ch.ended else answers[i]
                 generated = ch.think_tokens + ans_tokens
                 inserted = ch.inserted + ins
                 comp = Completion(ch.text + tail, prompt_tokens, generated, "stop")
-                out.append((comp, {"think_budget": cap, "chain": i, "think_tokens": ch.think_tokens,
-                                   "forced": forced, "waits": ch.waits, "inserted_tokens": inserted,
-                                   "answer_tokens": ans_tokens,
-                                   "decode_flops": forced_decode_flops(spec, prompt_tokens, generated, inserted)}))
+                cost = ctx.cost(comp, decode=ctx.decode_flops(prompt_tokens, generated, inserted),
+                                attribution="counterfactual")
+                out.append(Output(comp, cost, {"think_budget": cap, "chain": i, "think_tokens": ch.think_tokens,
+                                               "forced": forced, "waits": ch.waits, "inserted_tokens": inserted,
+                                               "answer_tokens": ans_tokens}))
         return out
 
     def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:

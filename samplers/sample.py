@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ttc.backends.base import Backend, GenParams, Prompt
-from ttc.records import Completion
+from samplers.base import ModelContext, Output
 from ttc.tables import Problems, concat, pass_values, sampling_cost, table, vote_values
 
 
@@ -23,13 +22,22 @@ class RepeatedSampling:
     metrics = ("pass@k", "maj@k", "mean@k")
     columns = ("problem_id", "sample_index", "answer", "correct", "generated_tokens", "prefill_flops",
                "decode_flops", "prefill_shared")
+    configurable = True
+    grades_while_generating = False
 
-    def n_samples(self, budgets: tuple[int, ...]) -> int:
+    def __init__(self, budgets: tuple[int, ...] = (1, 2, 4, 8, 16)):
+        self.budgets = tuple(budgets)
+
+    def configure(self, config) -> "RepeatedSampling":
+        return RepeatedSampling(config.sweep.budgets)
+
+    def n_generations(self, budgets: tuple[int, ...]) -> int:
         return max(budgets)
 
-    def generate(self, backend: Backend, prompt: Prompt, params: GenParams, n: int
-                 ) -> list[tuple[Completion, dict]]:
-        return [(c, {}) for c in backend.generate([prompt], params, n)[0]]
+    def run(self, ctx: ModelContext, task, problem, seed: int) -> list[Output]:
+        """``max(budgets)`` samples of the prompt in one request: one shared prefill."""
+        request = ctx.request(task.prompt(problem), n=self.n_generations(self.budgets), seed=seed)
+        return [Output(c, ctx.cost(c)) for c in ctx.generate([request])[0]]
 
     def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
         p = Problems.of(df)

@@ -23,6 +23,9 @@ its context, assuming the prefix cache of an engine such as vLLM (a path's earli
 again), and every verifier call. The search's total is split evenly over its final records
 (``decode_flops`` and ``verifier_flops``), so the sum over a budget's records is the search's cost;
 ``extra["search_tokens"]`` is the search's total generated tokens.
+
+Each iteration expands all its paths in one batch of requests (one per path, ``n`` = its expansions, its
+own seed), and so does each step of the lookahead.
 """
 
 from __future__ import annotations
@@ -31,9 +34,8 @@ import dataclasses
 
 import pandas as pd
 
-from samplers.best_of_n import grade_text, record_answers
-from samplers.budget_forcing import sub_seed
-from ttc.flops import decode_flops
+from samplers.base import ModelContext, Output
+from samplers.common import LOOKAHEAD_SALT, grade_text, record_answers, sub_seed
 from ttc.metrics import best_of_k, weighted_majority_at_k
 from ttc.records import Completion
 from ttc.tables import per_problem
@@ -58,11 +60,24 @@ class Path:
         return Path(text, self.tokens + c.generated_tokens, steps, done, 0.0, finish)
 
 
+@dataclasses.dataclass
+class SearchState:
+    """One search: what it reads, and the prompt's token count once a step from the bare prompt gave it."""
+
+    ctx: ModelContext
+    prompt: object
+    task: object
+    problem: object
+    seed: int
+    prompt_tokens: int | None = None
+
+
 class _Search:
-    needs_problem = True
     metrics = ("best@k", "wmaj@k", "pass@k")
     columns = ("problem_id", "sample_index", "answer", "correct", "generated_tokens", "prefill_flops",
                "decode_flops", "verifier_flops", "extra")
+    configurable = True
+    grades_while_generating = True
 
     def __init__(self, verifier: str = "self-logprob", strategy=None, budgets: tuple[int, ...] = (1, 2, 4)):
         from ttc.config import StrategyConfig
@@ -83,75 +98,70 @@ class _Search:
             self._verifier = make_verifier(self.verifier_spec, self.strategy)
         return self._verifier
 
-    def n_samples(self, budgets: tuple[int, ...]) -> int:
+    def n_generations(self, budgets: tuple[int, ...]) -> int:
         return sum(self.n_final(b) for b in budgets)
 
     # -- shared machinery -------------------------------------------------------------------------------
-    def _setup(self, backend, prompt, params, task, problem) -> dict:
-        """The state of one search: what it reads, and what it has cost so far."""
-        return dict(backend=backend, prompt=prompt, base=backend.render(prompt), task=task, problem=problem,
-                    params=params, spec=backend.info.spec, prompt_tokens=None,
-                    logprobs=bool(getattr(self.verifier, "wants_logprobs", False)),
-                    gen=0.0, verifier=0.0, tokens=0, calls=0)
-
-    def _expand(self, c: dict, paths: list[Path], per_path: int, seed_key: tuple,
+    def _expand(self, st: SearchState, paths: list[Path], per_path: int, seed_keys: list[tuple],
                 greedy: bool = False) -> list[list[Path]]:
-        """``per_path`` one-step continuations of each path, costed."""
-        s = self.strategy
-        out = []
-        for j, path in enumerate(paths):
-            remaining = c["params"].max_tokens - path.tokens
-            p = dataclasses.replace(c["params"], max_tokens=max(remaining, 1), stop=(s.step_delimiter,),
-                                    logprobs=c["logprobs"], seed=sub_seed(c["params"].seed, *seed_key, j),
-                                    temperature=0.0 if greedy else c["params"].temperature)
-            prompt = c["prompt"] if not path.text else c["base"] + path.text
-            comps = c["backend"].generate([prompt], p, per_path)[0]
-            if c["prompt_tokens"] is None and not path.text:
-                c["prompt_tokens"] = comps[0].prompt_tokens
-            p0 = c["prompt_tokens"] if c["prompt_tokens"] is not None else comps[0].prompt_tokens
-            for comp in comps:  # each step decoded at its context after the prompt and the path
-                c["gen"] += decode_flops(c["spec"], p0 + path.tokens, comp.generated_tokens)
-                c["tokens"] += comp.generated_tokens
-            out.append([path.extend(comp, s.step_delimiter, c["params"].max_tokens, s.max_steps) for comp in comps])
-        return out
+        """``per_path`` one-step continuations of each path, all paths in one batch; path j samples with
+        ``sub_seed(seed, *seed_keys[j])``. Each step's decode is priced at its context after the prompt
+        and the path (an engine's prefix cache holds the path's earlier tokens)."""
+        s, ctx = self.strategy, st.ctx
+        max_tokens = ctx.params.max_tokens
+        requests, contexts = [], []
+        for path, key in zip(paths, seed_keys):
+            extra = {"temperature": 0.0} if greedy else {}
+            requests.append(ctx.request(st.prompt, path.text, per_path, seed=sub_seed(st.seed, *key),
+                                        max_tokens=max(max_tokens - path.tokens, 1), stop=(s.step_delimiter,),
+                                        logprobs=self.verifier.wants_logprobs, **extra))
+            bare = not path.text
+            contexts.append(None if bare or st.prompt_tokens is None else st.prompt_tokens + path.tokens)
+        outs = ctx.generate(requests, contexts)
+        if st.prompt_tokens is None:
+            st.prompt_tokens = next((comps[0].prompt_tokens for path, comps in zip(paths, outs)
+                                     if not path.text and comps), None)
+        return [[path.extend(comp, s.step_delimiter, max_tokens, s.max_steps) for comp in comps]
+                for path, comps in zip(paths, outs)]
 
-    def _score(self, c: dict, paths: list[Path], seed_key: tuple) -> None:
-        """Set each path's score (after a greedy lookahead if configured), counting the verifier's cost."""
-        scored = paths
-        if self.lookahead:
-            scored = []
-            for j, path in enumerate(paths):
-                ahead = path
-                for step in range(self.lookahead):
-                    if ahead.done:
-                        break
-                    ahead = self._expand(c, [ahead], 1, seed_key + (j, step, 7), greedy=True)[0][0]
-                scored.append(ahead)
-        lp = c["logprobs"]
-        cands = [Candidate(p.text, tuple(x for st in p.steps for x in st) if lp else None, p.steps if lp else None,
-                           grade_text(c["task"], c["problem"], p.text)) for p in scored]
-        scores = self.verifier.score(c["backend"], c["problem"].question, c["prompt"], cands)
-        c["calls"] += len(cands)
+    def _score(self, st: SearchState, paths: list[Path], seed_key: tuple) -> None:
+        """Set each path's score (after a greedy lookahead if configured); the verifier's cost is metered."""
+        scored = list(paths)
+        for step in range(self.lookahead):  # every path's lookahead advances one greedy step per batch
+            live = [j for j, p in enumerate(scored) if not p.done]
+            if not live:
+                break
+            nxt = self._expand(st, [scored[j] for j in live], 1,
+                               [seed_key + (j, step, LOOKAHEAD_SALT, 0) for j in live], greedy=True)
+            for j, group in zip(live, nxt):
+                scored[j] = group[0]
+        lp = self.verifier.wants_logprobs
+        cands = [Candidate(p.text, tuple(x for st_ in p.steps for x in st_) if lp else None,
+                           p.steps if lp else None, grade_text(st.task, st.problem, p.text)) for p in scored]
+        scores = st.ctx.verify(self.verifier, st.problem.question, st.prompt, cands)
         for path, sc in zip(paths, scores):
             path.score = sc.value
-            c["verifier"] += sc.flops
 
-    def generate(self, backend, prompt, params, n, task=None, problem=None) -> list[tuple[Completion, dict]]:
-        if task is None or problem is None:
-            raise ValueError(f"{self.name} needs the task and problem to score its steps")
-        if n != self.n_samples(self.budgets):
-            raise ValueError(f"{self.name} was configured for budgets {self.budgets}, asked for {n} samples")
+    def run(self, ctx: ModelContext, task, problem, seed: int) -> list[Output]:
+        """Every budget searched on its own; the search's decode and verifier FLOPs split evenly over its
+        final paths."""
+        prompt = task.prompt(problem)
         out = []
         for budget in self.budgets:
-            c = self._setup(backend, prompt, params, task, problem)
-            final = self.search(c, budget)
+            before = dataclasses.replace(ctx.spent)
+            st = SearchState(ctx, prompt, task, problem, seed)
+            final = self.search(st, budget)
             k = len(final)
+            gen = ctx.spent.decode_flops - before.decode_flops
+            ver = ctx.spent.verifier_flops - before.verifier_flops
+            tokens = ctx.spent.generated_tokens - before.generated_tokens
+            calls = ctx.spent.verifier_calls - before.verifier_calls
             for p in final:
-                comp = Completion(p.text, c["prompt_tokens"], p.tokens, p.finish)
-                out.append((comp, {"budget": budget, "score": p.score, "verifier": self.verifier.name,
-                                   "search_tokens": c["tokens"], "verifier_calls": c["calls"],
-                                   "decode_flops": c["gen"] / k, "verifier_flops": c["verifier"] / k,
-                                   "beam_width": self.width(budget), "lookahead": self.lookahead}))
+                comp = Completion(p.text, st.prompt_tokens, p.tokens, p.finish)
+                cost = ctx.cost(comp, decode=gen / k, verifier=ver / k, attribution="share")
+                out.append(Output(comp, cost, {"budget": budget, "score": p.score, "verifier": self.verifier.name,
+                                               "search_tokens": tokens, "verifier_calls": calls,
+                                               "beam_width": self.width(budget), "lookahead": self.lookahead}))
         return out
 
     @property
@@ -192,15 +202,16 @@ class BeamSearch(_Search):
     def n_final(self, budget: int) -> int:
         return budget
 
-    def search(self, c: dict, budget: int) -> list[Path]:
+    def search(self, st: SearchState, budget: int) -> list[Path]:
         keep = max(1, budget // self.width(budget))
         active = [Path()]
         per_path = budget  # the first iteration samples N first steps from the prompt
         finished: list[Path] = []
         live: list[Path] = []
         for it in range(self.strategy.max_steps):
-            cands = [p for group in self._expand(c, active, per_path, (it,)) for p in group]
-            self._score(c, cands, (it,))
+            groups = self._expand(st, active, per_path, [(it, j) for j in range(len(active))])
+            cands = [p for group in groups for p in group]
+            self._score(st, cands, (it,))
             finished += [p for p in cands if p.done]
             live = sorted([p for p in cands if not p.done], key=lambda p: -p.score)
             if len(finished) >= budget or not live:
@@ -217,15 +228,15 @@ class DVTS(_Search):
     def n_final(self, budget: int) -> int:
         return max(1, budget // self.width(budget))
 
-    def search(self, c: dict, budget: int) -> list[Path]:
+    def search(self, st: SearchState, budget: int) -> list[Path]:
         m = self.width(budget)
         trees = [Path() for _ in range(self.n_final(budget))]
         for it in range(self.strategy.max_steps):
             live = [i for i, t in enumerate(trees) if not t.done]
             if not live:
                 break
-            groups = self._expand(c, [trees[i] for i in live], m, (it,))
-            self._score(c, [p for g in groups for p in g], (it,))
+            groups = self._expand(st, [trees[i] for i in live], m, [(it, j) for j in range(len(live))])
+            self._score(st, [p for g in groups for p in g], (it,))
             for i, g in zip(live, groups):
                 trees[i] = max(g, key=lambda p: p.score)  # first of equals: deterministic
         return trees

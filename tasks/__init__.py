@@ -1,7 +1,7 @@
 """Task registry: a plain dict from name to task object, plus ``rg:<family>`` for any reasoning-gym
 family and ``custom:<grader>`` for a user's JSONL file (see ``tasks/custom.py``).
 
-``python -m ttc.tasks`` lists them with source, licence, split and size.
+``python -m ttc.list_tasks`` lists them with source, licence, split and size.
 """
 
 from __future__ import annotations
@@ -63,11 +63,11 @@ def get_task(name: str) -> Task:
 def load_problems(task: Task, limit: int, seed: int, data_file: str | None = None) -> list[Problem]:
     """``task.load`` with ``data_file`` passed to the tasks that take one (``takes_data_file``); a
     ``TTCError`` if no problem is left or two problems share an id (their records could not be told apart)."""
-    if getattr(task, "takes_data_file", False):
+    if task.takes_data_file:
         problems = task.load(limit, seed, data_file=data_file)
     else:
         problems = task.load(limit, seed)
-    where = f"--data-file {data_file}" if data_file and getattr(task, "takes_data_file", False) else task.name
+    where = f"--data-file {data_file}" if data_file and task.takes_data_file else task.name
     if not problems:
         raise TTCError(f"{where}: no problems to run")
     seen = set()

@@ -10,8 +10,31 @@ from __future__ import annotations
 import re
 
 BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+THINK_END = re.compile(r"</think\s*>", re.IGNORECASE)
+THINK_START = re.compile(r"<think\s*>", re.IGNORECASE)
+ANSWER_IS = re.compile(r"(?i)\banswer\s*(?:is|:|=)[ \t:]*")
 NUMBER = re.compile(r"(?<![\w.])[-\u2212]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
 MAX_SCAN = 1 << 20  # extraction looks at most at the last 1 MiB of a completion
+
+
+def last_match(pattern: re.Pattern, text: str) -> re.Match | None:
+    """The last non-overlapping match of ``pattern`` in ``text``, or None (one linear pass)."""
+    found = None
+    for found in pattern.finditer(text):
+        pass
+    return found
+
+
+def after_think(text: str) -> str | None:
+    """The text after the last ``</think>``; the text itself if it has no think block; None when a
+    ``<think>`` is never closed (the model ran out of tokens while thinking: nothing was answered)."""
+    tail = text[-MAX_SCAN:]
+    end = last_match(THINK_END, tail)
+    if end is not None:
+        return tail[end.end():]
+    if THINK_START.search(text):
+        return None
+    return text
 
 
 def last_boxed(text: str) -> str | None:
@@ -32,11 +55,8 @@ def last_boxed(text: str) -> str | None:
 
 def last_number(text: str) -> str | None:
     """The last integer or decimal in the text (thousands separators allowed), normalised."""
-    text = text[-MAX_SCAN:]
-    found = None
-    for m in NUMBER.finditer(text):
-        found = m.group(0)
-    return normalize_number(found) if found is not None else None
+    found = last_match(NUMBER, text[-MAX_SCAN:])
+    return normalize_number(found.group(0)) if found is not None else None
 
 
 def normalize_number(s: str) -> str | None:
@@ -64,3 +84,31 @@ def numeric_answer(text: str) -> tuple[str | None, str | None]:
         # "x = 12" -> "12"; LaTeX such as \frac{1}{2} is kept whole rather than cut to a number
         strict = normalize_number(boxed) or ("\\" not in boxed and last_number(boxed)) or boxed
     return (strict if strict is not None else last_number(text)), strict
+
+
+def stated_answer(body: str) -> str | None:
+    """What follows the last "answer is" / "Answer:" on its line, without ``$``, ``**`` and a final period."""
+    tail = body[-(1 << 16):]
+    last = last_match(ANSWER_IS, tail)
+    if last is None:
+        return None
+    line = tail[last.end():last.end() + 200].split("\n", 1)[0]
+    line = line.replace("**", "").strip().rstrip(".").strip()
+    if line.startswith("$") and line.count("$") >= 2:
+        line = line.strip("$").split("$", 1)[0]
+    return line.strip() or None
+
+
+def math_answer(text: str) -> tuple[str | None, str | None]:
+    """``(flexible, strict)`` for a math completion: strict is the last ``\\boxed{}``; flexible falls
+    back to the last "answer is X" / "Answer: X" statement, then to the last number."""
+    body = after_think(text)
+    if body is None:
+        return None, None
+    strict = last_boxed(body)
+    if strict:
+        return strict, strict
+    found = stated_answer(body)
+    if found:
+        return found, None
+    return last_number(body), None

@@ -19,10 +19,12 @@ class Problem:
 
 class Task(Protocol):
     name: str
-    description: str  # source, licence, split and size, for `python -m ttc.tasks`
+    description: str  # source, licence, split and size, for `python -m ttc.list_tasks`
+    takes_data_file: bool  # load() also takes ``data_file=``: a local file replaces the packaged or hub data
 
     def load(self, limit: int, seed: int) -> list[Problem]:
-        """The first ``limit`` problems (deterministic for a given seed)."""
+        """The first ``limit`` problems (deterministic for a given seed); a task that ``takes_data_file``
+        is called as ``load(limit, seed, data_file=path_or_None)``."""
         ...
 
     def prompt(self, problem: Problem) -> list[dict]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from tasks.mathgrade import after_think
+from tasks.answers import after_think
 
 MAX_SCAN = 1 << 16  # the answer is stated near the end; look at most at the last 64 KiB
 

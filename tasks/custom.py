@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import re
 
+from tasks.answers import math_answer
 from tasks.base import Problem
 from tasks.choice import INSTRUCTION as CHOICE_INSTRUCTION
 from tasks.choice import choice_answer
 from tasks.hub import read_data_file, require
-from tasks.mathgrade import math_answer, math_equal, numeric_equal
+from tasks.mathgrade import math_equal, numeric_equal
 from tasks.mathtask import INSTRUCTION as MATH_INSTRUCTION
 from ttc.errors import TTCError
 

@@ -14,20 +14,28 @@ to the last "answer is" statement, then the last number. Grading: numeric normal
 
 from __future__ import annotations
 
-from tasks.answers import normalize_number
+import re
+
+from tasks.answers import after_think, last_match, math_answer, normalize_number
 from tasks.base import Problem
 from tasks.hub import HubSource, HubTask
-from tasks.mathgrade import GSM_HASHES, after_think, gsm_gold, math_answer
 from tasks.mathtask import MathMixin
+
+GSM_HASHES = re.compile(r"####\s*([^\n]{1,100})")
+
+
+def gsm_gold(solution: str) -> str:
+    """The reference number after ``####`` in a GSM8K solution, commas removed."""
+    m = last_match(GSM_HASHES, solution)
+    raw = m.group(1) if m else solution
+    return normalize_number(raw) or raw.strip()
 
 
 def gsm_answer(text: str) -> tuple[str | None, str | None]:
     flexible, strict = math_answer(text)
     body = after_think(text)
     if strict is None and body is not None:
-        hashes = None
-        for hashes in GSM_HASHES.finditer(body[-(1 << 16):]):
-            pass
+        hashes = last_match(GSM_HASHES, body[-(1 << 16):])
         if hashes:
             raw = hashes.group(1).strip().rstrip(".")
             strict = flexible = normalize_number(raw) or raw

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ttc.errors import TTCError
+from ttc.errors import TTCError, first_line
 from ttc.hubcheck import require_hub
 
 FILE_TYPES = (".jsonl", ".json", ".parquet", ".csv")
@@ -98,7 +98,7 @@ def load_rows(src: HubSource, data_file: str | None = None) -> list[dict]:
         ds = datasets.load_dataset(src.hub_id, src.config, split=src.split)
         return [dict(r) for r in ds]
     except Exception as e:
-        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        reason = first_line(e, 160)
         raise TTCError(f"cannot load {src.source} split {src.split!r} from the Hugging Face hub ({reason}); "
                        f"on an offline machine download it elsewhere and pass it with "
                        f"--data-file path.jsonl|parquet (same columns as the hub dataset)") from None

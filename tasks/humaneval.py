@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import re
 
+from tasks.answers import after_think, last_match
 from tasks.base import Problem
 from tasks.hub import read_data_file, require
-from tasks.mathgrade import after_think
 from tasks.sandbox import run_tests
 from ttc.errors import TTCError
 
@@ -55,9 +55,7 @@ def code_answer(text: str) -> tuple[str | None, str | None]:
             defining = strict
     if strict is not None:
         return defining if defining is not None else strict, strict
-    opened = None
-    for opened in OPEN_FENCE.finditer(body):
-        pass
+    opened = last_match(OPEN_FENCE, body)
     if opened is not None:
         return body[opened.end():], None
     return (body if body.strip() else None), None

@@ -1,4 +1,4 @@
-"""Math answer extraction and equivalence: ``math_answer(text)`` and ``math_equal(answer, gold)``.
+"""Math answer equivalence: ``math_equal(answer, gold)`` (extraction is ``tasks.answers.math_answer``).
 
 Equivalence is decided by ``math-verify`` (Hugging Face; parse + verify: LaTeX and plain expressions,
 fractions vs decimals, sets, intervals, units in ``\\text{}``) after a cheap numeric fast path
@@ -24,61 +24,13 @@ import threading
 import unicodedata
 from pathlib import Path
 
-from tasks.answers import last_boxed, last_number, normalize_number
+from tasks.answers import normalize_number
 
 TIMEOUT_S = 10.0  # the caller's hard limit per comparison (the helper's own limits are tighter)
 MAX_ANSWER = 1000  # characters
 STARTUP_S = 60.0  # the helper imports sympy once
 WORKER = Path(__file__).with_name("mathverify_worker.py")
 
-THINK_END = re.compile(r"</think\s*>", re.IGNORECASE)
-THINK_START = re.compile(r"<think\s*>", re.IGNORECASE)
-ANSWER_IS = re.compile(r"(?i)\banswer\s*(?:is|:|=)[ \t:]*")
-GSM_HASHES = re.compile(r"####\s*([^\n]{1,100})")
-
-
-def after_think(text: str) -> str | None:
-    """The text after the last ``</think>``; the text itself if it has no think block; None when a
-    ``<think>`` is never closed (the model ran out of tokens while thinking: nothing was answered)."""
-    ends = list(THINK_END.finditer(text[-(1 << 20):]))
-    if ends:
-        return text[-(1 << 20):][ends[-1].end():]
-    if THINK_START.search(text):
-        return None
-    return text
-
-
-def math_answer(text: str) -> tuple[str | None, str | None]:
-    """``(flexible, strict)`` for a math completion: strict is the last ``\\boxed{}``; flexible falls
-    back to the last "answer is X" / "Answer: X" statement, then to the last number."""
-    body = after_think(text)
-    if body is None:
-        return None, None
-    strict = last_boxed(body)
-    if strict:
-        return strict, strict
-    found = stated_answer(body)
-    if found:
-        return found, None
-    return last_number(body), None
-
-
-def stated_answer(body: str) -> str | None:
-    """What follows the last "answer is" / "Answer:" on its line, without ``$``, ``**`` and a final period."""
-    tail = body[-(1 << 16):]
-    last = None
-    for last in ANSWER_IS.finditer(tail):
-        pass
-    if last is None:
-        return None
-    line = tail[last.end():last.end() + 200].split("\n", 1)[0]
-    line = line.replace("**", "").strip().rstrip(".").strip()
-    if line.startswith("$") and line.count("$") >= 2:
-        line = line.strip("$").split("$", 1)[0]
-    return line.strip() or None
-
-
-# --- equivalence ---------------------------------------------------------------------------------
 
 class _Helper:
     """One math-verify process (``tasks/mathverify_worker.py``) per ttc process, talking JSON lines over
@@ -187,12 +139,3 @@ def math_equal(answer: str | None, gold: str | list[str], timeout: float = TIMEO
         return _HELPER.equal(answer, golds, timeout)
     except Exception:
         return False
-
-
-def gsm_gold(solution: str) -> str:
-    """The reference number after ``####`` in a GSM8K solution, commas removed."""
-    m = None
-    for m in GSM_HASHES.finditer(solution):
-        pass
-    raw = m.group(1) if m else solution
-    return normalize_number(raw) or raw.strip()

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from tasks.answers import math_answer
 from tasks.base import Problem
-from tasks.mathgrade import math_answer, math_equal
+from tasks.mathgrade import math_equal
 
 INSTRUCTION = "Solve the problem step by step. Put your final answer within \\boxed{}."
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import re
 
-from tasks.answers import last_boxed, numeric_answer
+from tasks.answers import after_think, last_boxed, numeric_answer, stated_answer
 from tasks.base import Problem
-from tasks.mathgrade import after_think, stated_answer
 from ttc.errors import TTCError
 
 INSTRUCTION = "Put your final answer within \\boxed{}."
@@ -82,6 +81,8 @@ def exact_match(answer: str, entry: dict) -> bool:
 
 
 class ReasoningGymTask:
+    takes_data_file = False  # generated from the seed: there is no data file
+
     def __init__(self, family: str, name: str | None = None, summary: str = "", **config):
         self.family = family
         self.name = name or f"rg:{family}"

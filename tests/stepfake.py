@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from ttc.backends.base import ModelInfo
+from ttc.backends.base import ModelInfo, generate_each
 from ttc.backends.fake import FAKE_SPEC
 from ttc.records import Completion
 
@@ -27,7 +27,8 @@ class StepFake:
                  logprob: Callable[[str], float] = lambda word: -0.5, judge=(-0.1, -2.3)):
         self.solution, self.answer, self.logprob, self.judge = solution, answer, logprob, judge
         self.info = ModelInfo(name="stepfake", source="fake", spec=FAKE_SPEC, identity={"backend": "fake"})
-        self.calls: list[tuple[str, int]] = []
+        self.calls: list[tuple[str, int]] = []  # (prompt text, n) of every request
+        self.batches: list[int] = []  # requests per generate_requests call
 
     def render(self, prompt) -> str:
         if isinstance(prompt, str):
@@ -36,6 +37,10 @@ class StepFake:
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    def generate_requests(self, requests):
+        self.batches.append(len(requests))
+        return generate_each(self, requests)
 
     def generate(self, prompts, params, n):
         out = []

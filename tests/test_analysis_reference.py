@@ -37,7 +37,7 @@ def test_family_curves_fit_like_with_like():
         assert c.fit.params["slope"] > 0 and c.fit.r2 > 0.8
         # the curve inverts itself
         acc = c.rows["accuracy"].to_numpy()
-        assert c.accuracy(c.compute_for(acc)) == pytest.approx(acc, rel=1e-6)
+        assert c.fit.predict(c.compute_for(acc)) == pytest.approx(acc, rel=1e-6)
 
 
 def test_smollm2_tokens_trend_passes_near_its_models():

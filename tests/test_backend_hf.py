@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from ttc.backends.base import GenParams
+from ttc.backends.base import GenParams, Request
 from ttc.backends import hf as hf_module
-from ttc.backends.hf import HFBackend, resolve_dtype, sample_next
+from ttc.backends.hf import HFBackend, torch_dtype, sample_next
 from ttc.errors import TTCError
 
 MSG = [{"role": "user", "content": "what is 1+2?"}]
@@ -98,11 +98,11 @@ def test_a_rendered_prompt_that_starts_with_bos_gets_one_bos(tiny_model_dir):
 
 def test_auto_dtype_is_bfloat16_where_the_hardware_computes_it(monkeypatch):
     monkeypatch.setattr(hf_module, "cpu_has_bf16", lambda: False)
-    assert resolve_dtype("auto", "cpu") == torch.float32
-    assert resolve_dtype("auto", "cuda:0") == torch.bfloat16
+    assert torch_dtype("auto", "cpu") == torch.float32
+    assert torch_dtype("auto", "cuda:0") == torch.bfloat16
     monkeypatch.setattr(hf_module, "cpu_has_bf16", lambda: True)
-    assert resolve_dtype("auto", "cpu") == torch.bfloat16
-    assert resolve_dtype("float16", "cpu") == torch.float16
+    assert torch_dtype("auto", "cpu") == torch.bfloat16
+    assert torch_dtype("float16", "cpu") == torch.float16
 
 
 def test_top_p_keeps_the_nucleus():
@@ -117,3 +117,35 @@ def test_unloadable_model_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(TTCError, match="cannot load model"):
         HFBackend(str(tmp_path))
+
+
+LONG = [{"role": "user", "content": "what is 12+30, and then 4*5?"}]
+
+
+def test_a_padded_batch_of_greedy_requests_matches_each_alone(backend):
+    """Prompts of different lengths (left padding), continuations and per-request limits in one batch:
+    each request decodes exactly as it does alone."""
+    reqs = [Request(MSG, n=2, temperature=0, max_tokens=20), Request(LONG, temperature=0, max_tokens=12),
+            Request(MSG, prefix="3", temperature=0, max_tokens=8, logprobs=True)]
+    together = backend.generate_requests(reqs)
+    assert [len(c) for c in together] == [2, 1, 1]
+    for req, comps in zip(reqs, together):
+        (alone,) = backend.generate_requests([req])
+        assert [(c.text, c.generated_tokens, c.finish_reason, c.prompt_tokens) for c in comps] == \
+            [(c.text, c.generated_tokens, c.finish_reason, c.prompt_tokens) for c in alone]
+        assert all(c.generated_tokens <= req.max_tokens for c in comps)
+    assert together[2][0].prompt_tokens == len(backend.encode(backend.render(MSG) + "3"))
+    assert len(together[2][0].logprobs) == together[2][0].generated_tokens and together[0][0].logprobs is None
+
+
+def test_sampled_requests_in_a_batch_draw_from_their_own_seeds(backend):
+    reqs = [Request(MSG, n=3, temperature=1.0, max_tokens=30, seed=11),
+            Request(LONG, n=2, temperature=1.0, max_tokens=20, seed=12, stop=("a", "e")),
+            Request(MSG, n=3, temperature=1.0, max_tokens=30, seed=13)]
+    together = backend.generate_requests(reqs)
+    for req, comps in zip(reqs, together):
+        assert [c.text for c in comps] == [c.text for c in backend.generate_requests([req])[0]]
+    assert [c.text for c in together[0]] != [c.text for c in together[2]]  # another seed, other samples
+    assert all(not any(s in c.text for s in "ae") for c in together[1])
+    # one request alone is the backend's one-prompt sampling, unchanged
+    assert [c.text for c in together[0]] == [c.text for c in backend.sample(backend.encode(MSG), reqs[0].params, 3)]

@@ -78,7 +78,7 @@ def test_auto_dtype_is_float32_on_a_cpu_that_emulates_bfloat16(monkeypatch):
                                  ("unknown", False, "auto")):
         monkeypatch.setattr(vllm_module, "_device_type", lambda: device)
         monkeypatch.setattr(vllm_module, "cpu_has_bf16", lambda: native)
-        assert vllm_module.resolve_dtype("auto") == want
-        assert vllm_module.resolve_dtype("bfloat16") == "bfloat16"  # a named dtype is never changed
+        assert vllm_module.engine_dtype("auto") == want
+        assert vllm_module.engine_dtype("bfloat16") == "bfloat16"  # a named dtype is never changed
     kwargs = vllm_module.engine_kwargs("/m", "float32", {"dtype": "bfloat16"})
     assert kwargs["dtype"] == "bfloat16"  # an engine argument still wins over --dtype

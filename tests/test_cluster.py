@@ -24,6 +24,12 @@ pytestmark = pytest.mark.ray
 HERE = Path(__file__).parent
 
 
+@pytest.fixture(autouse=True)
+def offline_hub(monkeypatch):
+    """The fake models have hub-like names; tests never reach the hub."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A private two-CPU Ray cluster whose workers import what this process imports."""

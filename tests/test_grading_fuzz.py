@@ -13,7 +13,8 @@ from tasks.base import Problem
 from tasks.choice import choice_answer
 from tasks.gsm8k import gsm_answer
 from tasks.humaneval import code_answer
-from tasks.mathgrade import math_answer, math_equal
+from tasks.answers import math_answer
+from tasks.mathgrade import math_equal
 from tasks.rg import expression_answer
 
 EXTRACTORS = [numeric_answer, math_answer, gsm_answer, choice_answer, code_answer, expression_answer]

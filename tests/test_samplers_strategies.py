@@ -18,6 +18,7 @@ from tasks.base import Problem
 from tasks.answers import numeric_answer
 from ttc.backends.base import GenParams
 from ttc.config import StrategyConfig
+from ttc.context import ModelContext
 from ttc.flops import prefill_flops
 from ttc.runner import make_records
 
@@ -30,6 +31,9 @@ PREFILL = 5 * 2000 + 32 * (0 + 1 + 2 + 3 + 4)  # 10320
 class Task:
     name = "toy"
 
+    def prompt(self, problem):
+        return PROMPT
+
     def extract(self, text):
         return numeric_answer(text)
 
@@ -37,8 +41,12 @@ class Task:
         return answer == problem.gold
 
 
+def run(strategy, backend, params):
+    return strategy.run(ModelContext(backend, params), Task(), PROBLEM, params.seed)
+
+
 def records_frame(sampler, backend, outputs, params):
-    recs = make_records(Task(), PROBLEM, sampler.name, "fake", backend, params, outputs)
+    recs = make_records(Task(), PROBLEM, sampler.name, "fake", backend.shares_prefill, params.seed, outputs)
     return pd.DataFrame([r.to_dict() for r in recs])
 
 
@@ -58,7 +66,7 @@ def test_beam_search_flops_by_hand():
     beam = BeamSearch("oracle", strategy, budgets=(2,))
     backend = StepFake(three_steps)
     params = GenParams(temperature=1.0, max_tokens=50, seed=3)
-    out = beam.generate(backend, PROMPT, params, beam.n_samples((2,)), task=Task(), problem=PROBLEM)
+    out = run(beam, backend, params)
     # N=2, M=2: iteration 0 samples 2 first steps from the prompt (one call, n=2), keeps 1 and expands it
     # by 2 (one call, n=2), keeps 1, expands by 2 final steps: 3 calls, 6 steps in all
     assert [n for _, n in backend.calls] == [2, 2, 2]
@@ -83,7 +91,7 @@ def test_beam_search_counts_verifier_and_lookahead():
     beam = BeamSearch("self-judge", strategy, budgets=(2,))
     backend = StepFake(three_steps)
     params = GenParams(temperature=1.0, max_tokens=50, seed=3)
-    out = beam.generate(backend, PROMPT, params, 2, task=Task(), problem=PROBLEM)
+    out = run(beam, backend, params)
     df = records_frame(beam, backend, out, params)
     calls = df["extra"].iloc[0]["verifier_calls"]
     # every candidate step is judged once: 2 + 2 + 2
@@ -92,7 +100,7 @@ def test_beam_search_counts_verifier_and_lookahead():
     # with lookahead, 4 unfinished candidates each roll out one greedy step (n=1 calls)
     assert sum(1 for _, n in backend.calls if n == 1) == 4
     no_look = BeamSearch("self-judge", dataclasses.replace(strategy, lookahead=0), budgets=(2,))
-    out2 = no_look.generate(StepFake(three_steps), PROMPT, params, 2, task=Task(), problem=PROBLEM)
+    out2 = run(no_look, StepFake(three_steps), params)
     df2 = records_frame(no_look, backend, out2, params)
     assert df["decode_flops"].sum() > df2["decode_flops"].sum()
 
@@ -102,8 +110,8 @@ def test_dvts_runs_independent_subtrees():
     dvts = DVTS("oracle", strategy, budgets=(4,))
     backend = StepFake(three_steps)
     params = GenParams(temperature=1.0, max_tokens=50, seed=1)
-    assert dvts.n_samples((4,)) == 2
-    out = dvts.generate(backend, PROMPT, params, 2, task=Task(), problem=PROBLEM)
+    assert dvts.n_generations((4,)) == 2
+    out = run(dvts, backend, params)
     # 2 subtrees x 3 iterations, each expanding its path by M=2
     assert [n for _, n in backend.calls] == [2] * 6
     df = records_frame(dvts, backend, out, params)
@@ -120,7 +128,7 @@ def test_budget_forcing_by_hand():
     bf = BudgetForcing(think_budgets=(4, 8, 16), chains=1)
     backend = StepFake(thinker, answer="7")
     params = GenParams(temperature=1.0, max_tokens=64, seed=0)
-    out = bf.generate(backend, PROMPT, params, bf.n_samples(()))
+    out = run(bf, backend, params)
     df = records_frame(bf, backend, out, params)
     e = list(df["extra"])
     assert [x["think_budget"] for x in e] == [4, 8, 16]
@@ -147,8 +155,8 @@ def test_budget_forcing_wait_and_think_end():
 
     bf = BudgetForcing(think_budgets=(10,), think_end=" </think>", num_wait=2, chains=1)
     backend = StepFake(thinker, answer="7")
-    out = bf.generate(backend, PROMPT, GenParams(max_tokens=64), 1)
-    comp, extra = out[0]
+    out = run(bf, backend, GenParams(max_tokens=64))
+    comp, extra = out[0].completion, out[0].fields
     assert extra["waits"] == 2
     # three rounds of "x y </think>" (3 tokens each; the fake continues its script after what is written)
     assert comp.text.startswith(" x y Wait")
@@ -164,9 +172,9 @@ def test_scaling_by_hand():
 
 def test_best_of_n_self_judge_costs_and_scores():
     backend = StepFake(three_steps, judge=(-0.1, -2.3))
-    bon = BestOfN("self-judge", StrategyConfig(verifier="self-judge"))
+    bon = BestOfN("self-judge", StrategyConfig(verifier="self-judge"), budgets=(4,))
     params = GenParams(temperature=1.0, max_tokens=50, seed=0)
-    out = bon.generate(backend, PROMPT, params, 4, task=Task(), problem=PROBLEM)
+    out = run(bon, backend, params)
     df = records_frame(bon, backend, out, params)
     import math
 
@@ -189,12 +197,30 @@ def test_best_of_n_self_logprob_is_free_and_prefers_likely_samples():
         return ["so", "\\boxed{" + rng.choice(["7", "8"]) + "}"]
 
     backend = StepFake(script, logprob=lambda w: -0.1 if "7" in w else -3.0)
-    bon = BestOfN("self-logprob", StrategyConfig())
+    bon = BestOfN("self-logprob", StrategyConfig(), budgets=(8,))
     params = GenParams(temperature=1.0, max_tokens=50, seed=0)
-    out = bon.generate(backend, PROMPT, params, 8, task=Task(), problem=PROBLEM)
+    out = run(bon, backend, params)
     df = records_frame(bon, backend, out, params)
     assert df["verifier_flops"].sum() == 0.0
     assert 0 < df["correct"].sum() < 8  # both answers were sampled
     rows = {(r["budget"], r["metric"]): r["value"] for r in bon.evaluate(df, (1, 8)).to_dict("records")}
     assert rows[(8, "best@k")] == 1.0 and rows[(8, "wmaj@k")] == 1.0
     assert rows[(1, "best@k")] == pytest.approx(df["correct"].mean())
+
+
+def test_search_and_budget_forcing_batch_their_paths_and_chains():
+    strategy = StrategyConfig(verifier="oracle", step_delimiter=" |", beam_width=2, max_steps=10)
+    backend = StepFake(three_steps)
+    run(BeamSearch("oracle", strategy, budgets=(4,)), backend, GenParams(temperature=1.0, max_tokens=50, seed=3))
+    # N=4, M=2: 4 first steps in one request, then each iteration expands its 2 kept paths in one batch
+    # (3 steps: the 4 paths finish at the third)
+    assert backend.batches == [1, 2, 2]
+
+    def thinker(rng):
+        return ["t"] * 6 + ["\\boxed{7}"]
+
+    backend = StepFake(thinker)
+    run(BudgetForcing(think_budgets=(2, 4), chains=3), backend, GenParams(temperature=1.0, max_tokens=64, seed=0))
+    # cap 2: 3 chains from the prompt (one request), their 3 forced answers in one batch; cap 4: the 3
+    # chains continue in one batch, then 3 forced answers in one batch
+    assert backend.batches == [1, 3, 3, 3]

@@ -1,5 +1,5 @@
 """Hub-benchmark loaders on small fixture files written in the hub schema, the hub failure message,
-``--data-file`` plumbing, and the ``python -m ttc.tasks`` listing."""
+``--data-file`` plumbing, and the ``python -m ttc.list_tasks`` listing."""
 
 import json
 
@@ -155,7 +155,7 @@ def test_cli_rejects_data_file_for_generated_tasks(tmp_path, capsys):
 
 
 def test_listing_names_every_task(capsys):
-    from ttc.tasks import main
+    from ttc.list_tasks import main
 
     assert main([]) == 0
     out = capsys.readouterr().out

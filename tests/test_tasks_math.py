@@ -6,7 +6,9 @@ from tasks import get_task
 from tasks.base import Problem
 from tasks.champ import champ_golds
 from tasks.gsm8k import gsm_answer
-from tasks.mathgrade import after_think, gsm_gold, math_answer, math_equal
+from tasks.answers import after_think, math_answer
+from tasks.gsm8k import gsm_gold
+from tasks.mathgrade import math_equal
 
 # (model text, flexible, strict)
 EXTRACT = [

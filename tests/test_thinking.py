@@ -4,10 +4,11 @@ and budget forcing hands its caps to an engine that caps thinking natively."""
 import pytest
 
 from conftest import THINK_TEMPLATE, build_tiny_model
+from samplers.base import Output
 from samplers.budget_forcing import BudgetForcing
-from ttc.backends.base import GenParams
+from ttc.backends.base import GenParams, ModelInfo
 from ttc.backends.fake import FAKE_SPEC
-from ttc.backends.base import ModelInfo
+from ttc.context import ModelContext
 from ttc.config import BackendConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig
 from ttc.errors import TTCError
 from ttc.records import Completion
@@ -59,6 +60,11 @@ def test_parse_and_validate_template_kwargs():
         BackendConfig(name="openai", base_url="http://127.0.0.1:8000/v1", chat_template_kwargs={"a": 1})
 
 
+class MessagesTask:
+    def prompt(self, problem):
+        return MESSAGES
+
+
 class WordBackend:
     """Whitespace words are tokens. With ``native_thinking_budget`` the engine ends a thought at
     ``params.thinking_budget`` words by emitting ``</think>`` itself, then answers."""
@@ -89,8 +95,9 @@ def test_thinking_tokens_are_recorded(tmp_path):
     task = get_task("chain_sum")
     problem = load_problems(task, 1, 0)[0]
     backend = WordBackend(thought_words=9, native=False)
-    outs = [(c, {}) for c in backend.generate(["p"], GenParams(), 2)[0]]
-    recs = make_records(task, problem, "sample", "words", backend, GenParams(), outs)
+    ctx = ModelContext(backend, GenParams())
+    outs = [Output(c, ctx.cost(c), {}) for c in backend.generate(["p"], GenParams(), 2)[0]]
+    recs = make_records(task, problem, "sample", "words", backend.shares_prefill, 0, outs, backend=backend)
     assert [r.extra["thinking_tokens"] for r in recs] == [9, 9]
     assert recs[0].generated_tokens == 15  # thought and answer both generated; the thought is counted apart
 
@@ -98,15 +105,17 @@ def test_thinking_tokens_are_recorded(tmp_path):
 def test_budget_forcing_uses_the_native_thinking_budget_where_the_engine_has_it():
     bf = BudgetForcing(think_budgets=(4, 16), think_end="</think>", chains=2, answer_tokens=8)
     native = WordBackend(thought_words=10, native=True)
-    out = bf.generate(native, MESSAGES, GenParams(seed=3), n=4)
-    assert native.seen == [4, 16]  # one engine call per cap, each with its budget
+    out = bf.run(ModelContext(native, GenParams(seed=3)), MessagesTask(), None, 3)
+    assert native.seen == [4, 16]  # one engine request per cap, each with its budget
     by_cap = {}
-    for c, e in out:
+    for o in out:
+        c, e = o.completion, o.fields
         assert e["native_budget"] and c.text.endswith("\\boxed{7}")
         by_cap.setdefault(e["think_budget"], []).append(e)
     assert [e["think_tokens"] for e in by_cap[4]] == [4, 4] and all(e["forced"] for e in by_cap[4])
     assert [e["think_tokens"] for e in by_cap[16]] == [10, 10] and not any(e["forced"] for e in by_cap[16])
     # without a native budget (or with Wait insertion) the chains are grown and forced by ttc itself
     plain = WordBackend(thought_words=10, native=False)
-    BudgetForcing(think_budgets=(4, 16), think_end="</think>", chains=2).generate(plain, MESSAGES, GenParams(), 4)
+    BudgetForcing(think_budgets=(4, 16), think_end="</think>", chains=2).run(
+        ModelContext(plain, GenParams()), MessagesTask(), None, 0)
     assert set(plain.seen) == {None}

@@ -55,3 +55,9 @@ def cli_guard(body: Callable[[], int], debug: bool = False) -> int:
         print(f"error: internal error ({type(e).__name__}: {str(e)[:200]}); re-run with --debug "
               f"(or TTC_DEBUG=1) for the traceback", file=sys.stderr)
         return 1
+def first_line(e: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type name if the message is empty), for one-line
+    ``error:`` messages; cut to ``limit`` characters if given."""
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    return line if limit is None else line[:limit]

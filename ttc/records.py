@@ -62,5 +62,3 @@ class SampleRecord:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-
-RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(SampleRecord))

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Re-running the same command resumes the run.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", default=",".join(d.tasks),
-                   help="comma-separated task names (see `python -m ttc.tasks`), or rg:<family>")
+                   help="comma-separated task names (see `python -m ttc.list_tasks`), or rg:<family>")
     p.add_argument("--model", default=",".join(d.models),
                    help="comma-separated models: an embedded alias (smollm2-135m), a local HF checkpoint "
                         "directory, or a Hugging Face hub id")

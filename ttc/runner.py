@@ -19,11 +19,13 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from samplers import SAMPLERS, configure_sampler, get_sampler
+from samplers.base import Output
 from tasks import get_task, load_problems
 from ttc.backends import BACKENDS, Backend, GenParams, make_backend
 from ttc.config import RunConfig
+from ttc.context import ModelContext
 from ttc.errors import TTCError
-from ttc.flops import FLOPS_CONVENTION, decode_flops, prefill_flops
+from ttc.flops import FLOPS_CONVENTION
 from ttc.lock import run_lock
 from ttc.models import check_model_name
 from ttc.provenance import git_state, host_info, library_versions
@@ -73,7 +75,7 @@ def validate(config: RunConfig) -> None:
     if data_file is not None:
         if not Path(data_file).is_file():
             raise TTCError(f"--data-file {data_file}: no such file")
-        if not any(getattr(get_task(t), "takes_data_file", False) for t in config.sweep.tasks):
+        if not any(get_task(t).takes_data_file for t in config.sweep.tasks):
             raise TTCError("--data-file is read by the hub benchmarks, humaneval, champ and custom:<grader> "
                            "tasks, not by " + ", ".join(config.sweep.tasks))
     for s in config.sweep.samplers:
@@ -93,20 +95,15 @@ def thinking_tokens(backend, text: str, think_end: str = "</think>") -> int | No
     return int(count(text[: text.index(think_end)]))
 
 
-def make_records(task, problem, sampler_name, model_name, backend, params, outputs,
-                 think_end: str = "</think>") -> list[SampleRecord]:
-    spec = backend.info.spec
-    shared = backend.shares_prefill
+def make_records(task, problem, sampler_name, model_name, shares_prefill: bool, seed: int,
+                 outputs: list[Output], backend=None, think_end: str = "</think>") -> list[SampleRecord]:
+    """The stored records of one problem's outputs: each graded, with its cost and the strategy's fields
+    (and its tokens of thought, counted with ``backend``'s tokenizer, where it thought)."""
     records = []
-    for i, (c, extra) in enumerate(outputs):
+    for i, out in enumerate(outputs):
+        c, cost = out.completion, out.cost
         flexible, strict = task.extract(c.text)
-        extra = dict(extra)
-        # A sampler that knows a completion's cost better than one plain decode (search, forced answers)
-        # sets ``decode_flops``; ``extra_flops`` adds to the plain decode; ``verifier_flops`` is apart.
-        verifier = float(extra.pop("verifier_flops", 0.0))
-        decode = extra.pop("decode_flops", None)
-        if decode is None:
-            decode = decode_flops(spec, c.prompt_tokens, c.generated_tokens) + extra.get("extra_flops", 0.0)
+        extra = dict(out.fields)
         if c.logprobs is not None:
             extra.setdefault("mean_logprob", sum(c.logprobs) / max(len(c.logprobs), 1))
         thought = thinking_tokens(backend, c.text, think_end)
@@ -117,9 +114,8 @@ def make_records(task, problem, sampler_name, model_name, backend, params, outpu
             n_samples=len(outputs), text=c.text, answer=flexible, answer_strict=strict, gold=problem.gold,
             correct=task.grade(flexible, problem), prompt_tokens=c.prompt_tokens,
             generated_tokens=c.generated_tokens, finish_reason=c.finish_reason,
-            prefill_flops=prefill_flops(spec, c.prompt_tokens),
-            decode_flops=float(decode), prefill_shared=shared, seed=params.seed, extra=extra,
-            verifier_flops=verifier))
+            prefill_flops=float(cost.prefill_flops), decode_flops=float(cost.decode_flops),
+            prefill_shared=shares_prefill, seed=seed, extra=extra, verifier_flops=float(cost.verifier_flops)))
     return records
 
 
@@ -128,19 +124,17 @@ def solve_problem(backend, task, sampler_name: str, sampler, problem, model: str
     """Generate, grade and cost one problem: the unit of work every executor (threads, a cluster) runs.
     Its sampling seed depends only on the run seed, the task, the sampler and the problem."""
     samp = config.sampling
-    params = GenParams(temperature=samp.temperature, top_p=samp.top_p, max_tokens=samp.max_tokens,
-                       seed=problem_seed(samp.seed, task.name, sampler_name, problem.id))
+    seed = problem_seed(samp.seed, task.name, sampler_name, problem.id)
+    ctx = ModelContext(backend, GenParams(temperature=samp.temperature, top_p=samp.top_p,
+                                          max_tokens=samp.max_tokens, seed=seed))
     try:
-        # strategies that grade or verify while they generate (search, best-of-n) see the problem
-        context = {"task": task, "problem": problem} if getattr(sampler, "needs_problem", False) else {}
-        outputs = sampler.generate(backend, task.prompt(problem), params,
-                                   sampler.n_samples(config.sweep.budgets), **context)
+        outputs = sampler.run(ctx, task, problem, seed)
     except TTCError:
         raise
     except Exception as e:
         raise TTCError(f"backend failed on {task.name} problem {problem.id} ({type(e).__name__}: {e}); "
                        f"finished problems are saved in {run_dir}, re-run to resume") from e
-    return make_records(task, problem, sampler_name, model, backend, params, outputs,
+    return make_records(task, problem, sampler_name, model, ctx.shares_prefill, seed, outputs, backend=backend,
                         think_end=config.strategy.think_end or "</think>")
 
 
@@ -173,10 +167,9 @@ def in_flight(items: list, fn: Callable, width: int):
 
 
 def close_backend(backend) -> None:
-    """Release a backend that holds an engine or a server (vllm, openai --serve)."""
-    close = getattr(backend, "close", None)
-    if close is not None:
-        close()
+    """Release a backend's engine or server (vllm, openai --serve); None is no backend yet."""
+    if backend is not None:
+        backend.close()
 
 
 # What fixes the numbers a model computes: its weights (file hash, checkpoint fingerprint, hub revision) and
@@ -257,7 +250,7 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
             backend = factory(model, config)
             register_model(store, model, backend.info, resuming=len(items) < per_model)
             # Backends that batch (vllm) or serve (openai) take several problems at once; hf takes one.
-            width = getattr(backend, "concurrency", 1)
+            width = backend.concurrency
             model_of[0] = model
             for (_, tname, sname, problem), records in in_flight(items, generate, width):
                 store.shard(tname, model, sname).append_problem(records)

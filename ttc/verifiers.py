@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from ttc.errors import TTCError
+from ttc.errors import TTCError, first_line
 from ttc.flops import ModelSpec, lm_head_flops, trunk_flops
 
 QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -66,6 +66,7 @@ class Score:
 
 class Verifier(Protocol):
     name: str
+    wants_logprobs: bool  # scores from the generation's log-probabilities: ask for them when sampling
 
     def score(self, backend, question: str, prompt, candidates: list[Candidate]) -> list[Score]:
         ...
@@ -114,6 +115,7 @@ def _geo_mean_prob(lps) -> float:
 
 class OracleVerifier:
     name = "oracle"
+    wants_logprobs = False
 
     def score(self, backend, question, prompt, candidates):
         if any(c.correct is None for c in candidates):
@@ -141,6 +143,7 @@ class SelfLogprobVerifier:
 
 class SelfJudgeVerifier:
     name = "self-judge"
+    wants_logprobs = False
 
     def judge_prompt(self, question: str, text: str) -> list[dict]:
         return [{"role": "user", "content": f"{question}\n\nProposed solution:\n{text}\n\n{JUDGE_QUESTION}"}]
@@ -157,25 +160,11 @@ class SelfJudgeVerifier:
         return out
 
 
-def _reward_spec(model) -> ModelSpec:
-    """Shape from the config, the non-embedding count from the weights: everything but the input
-    embedding and the output head (LM head or score head)."""
-    shape = ModelSpec.from_hf_config(model.config)
-    total = sum(p.numel() for p in model.parameters())
-    excluded = model.get_input_embeddings().weight.numel()
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if head is None:
-        head = getattr(model, "score", None) or getattr(model, "classifier", None)
-    if head is not None and hasattr(head, "weight") and head.weight.data_ptr() != \
-            model.get_input_embeddings().weight.data_ptr():
-        excluded += sum(p.numel() for p in head.parameters())
-    return ModelSpec(total - excluded, shape.n_layer, shape.d_model, shape.d_attn, shape.vocab_size, total)
-
-
 class _HFRewardModel:
     """Lazily loaded transformers checkpoint (CPU or the first GPU), float32 on CPU."""
 
     auto_class = "AutoModelForSequenceClassification"
+    wants_logprobs = False
 
     def __init__(self, path: str):
         self.path = path
@@ -193,19 +182,21 @@ class _HFRewardModel:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.path)
             self.model = self._load_model(transformers, dtype)
         except OSError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise TTCError(f"cannot load verifier {self.path!r}: {first}") from None
         self.model.to(device).eval()
         self.device = device
-        self.spec = _reward_spec(self.model)
+        from ttc.backends.hf import spec_from_model
+
+        self.spec = spec_from_model(self.model)
 
     def _load_model(self, transformers, dtype):
         return getattr(transformers, self.auto_class).from_pretrained(self.path, dtype=dtype)
 
     def _chat(self, messages: list[dict]) -> str:
-        if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False)
-        return "\n\n".join(m["content"] for m in messages)
+        from ttc.backends.base import render_prompt
+
+        return render_prompt(self.tokenizer, messages, generation_prompt=False)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=not self.tokenizer.chat_template)["input_ids"]

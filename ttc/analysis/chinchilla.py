@@ -49,7 +49,6 @@ HOFFMANN_2022 = ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28,
 # Besiroglu et al. 2024 (Epoch AI), the refit of Approach 3 on data reconstructed from Hoffmann's Fig. 4.
 BESIROGLU_2024 = ChinchillaLaw(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658,
                                source="Besiroglu et al. 2024, arXiv 2404.10102, eq. 4 / Table 1")
-PUBLISHED = {"hoffmann2022": HOFFMANN_2022, "besiroglu2024": BESIROGLU_2024}
 
 # Hoffmann et al.'s grid of initialisations (appendix D.2): 5 x 5 x 6 x 6 x 6 = 5,400 starts.
 HOFFMANN_GRID = dict(alpha=np.arange(0.0, 2.01, 0.5), beta=np.arange(0.0, 2.01, 0.5),

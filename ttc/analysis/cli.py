@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttc.analysis.exchange import frontier
+from ttc.analysis.exchange import run_frontier
 from ttc.analysis.reference import family_curve, family_curves
 from ttc.analysis.runs import (default_curve, exchange_table, fit_run_curves, load_summary, matched_table,
                                model_identity, overall, run_per_problem)
@@ -67,14 +67,6 @@ def analyze_run(run_dir, metric: str = "maj@k", n_boot: int = 200, seed: int = 0
             notes.append(f"{model}: {e}")
     cat = lambda parts: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()  # noqa: E731
     return RunAnalysis(run_dir, summary, fits, fit_table, cat(ex_parts), cat(m_parts), models, notes)
-
-
-def run_frontier(summaries: list[pd.DataFrame], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All configurations of ``metric`` across runs and their frontier (per task, and per level if any)."""
-    pts = pd.concat(summaries, ignore_index=True)
-    pts = pts[pts["metric"] == metric]
-    by = ("task", "level") if "level" in pts.columns else ("task",)
-    return pts, frontier(pts, by=by)
 
 
 def _fmt(df: pd.DataFrame, cols: list[str]) -> str:

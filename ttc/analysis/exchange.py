@@ -129,3 +129,11 @@ def best_at(front: pd.DataFrame, budget_flops: float, x: str = "flops_per_proble
     """The frontier configuration with the highest accuracy affordable at ``budget_flops`` (None if none)."""
     ok = front[front[x] <= budget_flops]
     return None if ok.empty else ok.iloc[-1]
+
+
+def run_frontier(summaries: list[pd.DataFrame], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All configurations of ``metric`` across runs and their frontier (per task, and per level if any)."""
+    pts = pd.concat(summaries, ignore_index=True)
+    pts = pts[pts["metric"] == metric]
+    by = ("task", "level") if "level" in pts.columns else ("task",)
+    return pts, frontier(pts, by=by)

@@ -62,9 +62,6 @@ class FamilyCurve:
     def label(self) -> str:
         return f"{self.family} {self.benchmark} ({self.setting})"
 
-    def accuracy(self, compute):
-        return self.fit.predict(compute)
-
     def compute_for(self, accuracy):
         """Pretraining compute at which the family curve reaches ``accuracy`` (nan outside the curve)."""
         from ttc.analysis.forms import sigmoid_inverse

@@ -19,7 +19,7 @@ from ttc.analysis.fits import FitError, FitResult
 from ttc.analysis.reference import FamilyCurve, family_curve, load_reference, pretraining_flops
 from ttc.errors import TTCError
 from ttc.store import load_run, read_header
-from ttc.summary import PER_PROBLEM, needed_columns, per_problem, summarize
+from ttc.summary import PER_PROBLEM, needed_columns, per_problem
 
 CURVE_KEYS = ["task", "model", "sampler", "metric"]
 
@@ -238,18 +238,5 @@ def matched_table(summary: pd.DataFrame, curve: FamilyCurve, n_params: float, to
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-def summary_or_recompute(run_dir) -> pd.DataFrame:
-    """``summary.csv`` if present, else the same table computed from the stored records."""
-    try:
-        return load_summary(run_dir)
-    except TTCError:
-        df = load_run(run_dir)
-        from samplers import SAMPLERS
-
-        s = summarize(df, run_budgets(df), SAMPLERS, seed=int(df.attrs["header"].get("seed", 0)))
-        s.insert(0, "run", Path(run_dir).name)
-        return s
-
-
 __all__ = ["load_summary", "run_per_problem", "fit_run_curves", "model_identity", "default_curve",
-           "exchange_table", "matched_table", "overall", "summary_or_recompute", "FitResult"]
+           "exchange_table", "matched_table", "overall", "FitResult"]

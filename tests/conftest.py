@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 
+import numpy as np
 import pytest
 
 CHARS = list("0123456789+-*/=()., abcdefghijklmnopqrstuvwxyz\\{}\n?:")
@@ -109,3 +112,21 @@ def run_records(run_dir) -> list[dict]:
     return df.astype(object).where(df.notna(), None).to_dict("records")
 
 
+def brute_vote(answers, correct, k, weights=None):
+    """Expected score of a (weighted) vote over every k-subset, by enumeration: the reference for the exact
+    estimators."""
+    weights = weights or [1.0] * len(answers)
+    good = {a for a, ok in zip(answers, correct) if ok and a is not None}
+    vals = []
+    for s in itertools.combinations(range(len(answers)), k):
+        votes = {}
+        for i in s:
+            if answers[i] is not None:
+                votes[answers[i]] = votes.get(answers[i], 0.0) + weights[i]
+        if not votes:
+            vals.append(0.0)
+            continue
+        top = max(votes.values())
+        winners = [a for a, v in votes.items() if math.isclose(v, top, rel_tol=1e-12, abs_tol=1e-15)]
+        vals.append(sum(w in good for w in winners) / len(winners))
+    return float(np.mean(vals))

@@ -1,13 +1,13 @@
 """best-of-k and weighted majority against brute force over all k-subsets."""
 
 import itertools
-import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import brute_vote
 from ttc.metrics import best_of_k, majority_at_k, pass_at_k, weighted_majority_at_k
 
 
@@ -45,23 +45,6 @@ def test_oracle_best_of_k_equals_pass_at_k(correct, data):
     assert best_of_k(scores, correct, k) == pytest.approx(pass_at_k(len(correct), sum(correct), k))
 
 
-def brute_wmaj(answers, weights, correct, k):
-    vals = []
-    for s in itertools.combinations(range(len(answers)), k):
-        votes = {}
-        for i in s:
-            if answers[i] is not None:
-                votes[answers[i]] = votes.get(answers[i], 0.0) + weights[i]
-        if not votes:
-            vals.append(0.0)
-            continue
-        top = max(votes.values())
-        winners = [a for a, v in votes.items() if math.isclose(v, top)]
-        good = {answers[i] for i in range(len(answers)) if correct[i]}
-        vals.append(sum(w in good for w in winners) / len(winners))
-    return float(np.mean(vals))
-
-
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["1", "2", "3", None]), st.sampled_from([0.0, 0.25, 0.5, 1.0])),
                 min_size=1, max_size=7), st.data())
@@ -71,7 +54,7 @@ def test_weighted_majority_matches_brute_force(items, data):
     correct = [a == "2" for a in answers]
     k = data.draw(st.integers(1, len(items)))
     assert weighted_majority_at_k(answers, weights, correct, k) == pytest.approx(
-        brute_wmaj(answers, weights, correct, k))
+        brute_vote(answers, correct, k, weights))
 
 
 def test_equal_weights_give_the_plain_vote():

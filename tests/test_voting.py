@@ -1,33 +1,14 @@
 """Exact estimators against brute-force enumeration, and at sizes where only counting can answer."""
 
-import itertools
-import math
 import random
 from math import comb
 
 import numpy as np
 import pytest
 
+from conftest import brute_vote
 from ttc.metrics import (best_of_k, majority_at_k, pass_at_k, pass_at_k_array, weighted_majority_at_k,
                          weighted_majority_with_se)
-
-
-def brute_vote(answers, correct, k, weights=None):
-    weights = weights or [1.0] * len(answers)
-    good = {a for a, ok in zip(answers, correct) if ok and a is not None}
-    vals = []
-    for s in itertools.combinations(range(len(answers)), k):
-        votes = {}
-        for i in s:
-            if answers[i] is not None:
-                votes[answers[i]] = votes.get(answers[i], 0.0) + weights[i]
-        if not votes:
-            vals.append(0.0)
-            continue
-        top = max(votes.values())
-        winners = [a for a, v in votes.items() if math.isclose(v, top, rel_tol=1e-12, abs_tol=1e-15)]
-        vals.append(sum(w in good for w in winners) / len(winners))
-    return float(np.mean(vals))
 
 
 def random_case(rng, n_max=11):

@@ -2,7 +2,6 @@
 
 from math import comb
 
-import numpy as np
 import pytest
 
 from ttc.metrics import bootstrap_ci, majority_at_k, pass_at_k

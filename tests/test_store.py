@@ -9,7 +9,7 @@ import pytest
 
 from ttc.errors import TTCError
 from ttc.records import SampleRecord
-from ttc.store import RunStore, Shard, load_run
+from ttc.store import RunStore, load_run
 from ttc.store_v1 import JsonlShard
 
 

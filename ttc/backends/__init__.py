@@ -66,9 +66,9 @@ def resolve_auto_dtype(backend: str, dtype: str) -> str:
 
         return "bfloat16" if torch.cuda.is_available() or cpu_has_bf16() else "float32"
     if backend in ("vllm", "openai"):
-        from ttc.backends.vllm import resolve_dtype
+        from ttc.backends.vllm import engine_dtype
 
-        return resolve_dtype(dtype)
+        return engine_dtype(dtype)
     return dtype
 
 

@@ -79,7 +79,7 @@ def test_measured_family_curve_on_fixture_models(family_run):
     assert np.allclose(k1["multiplier"], 1.0) and np.allclose(k1["density"], 1.0)
     # raw reading: the k = 1 accuracy read off the curve fitted through the members' k = 1 points
     small = ex[(ex["model"] == dirs["s"]) & (ex["budget"] == 1)].iloc[0]
-    assert curve.accuracy(small["C_eff_raw"]) == pytest.approx(small["accuracy"], abs=1e-9)
+    assert curve.fit.predict(small["C_eff_raw"]) == pytest.approx(small["accuracy"], abs=1e-9)
     # FLOPs-matched rows compare each member with every larger one at its measured accuracy
     assert set(matched["larger_model"]) == {dirs["m"], dirs["l"]}
     t = matched[(matched["model"] == dirs["s"]) & (matched["larger_model"] == dirs["l"])].iloc[0]

@@ -49,6 +49,18 @@ class Shared:
     def generate(self, prompts, params, n):
         return self.backend.generate(prompts, params, n)
 
+    def generate_requests(self, requests):
+        return self.backend.generate_requests(requests)
+
+    def render(self, prompt):
+        return self.backend.render(prompt)
+
+    def count_tokens(self, text):
+        return self.backend.count_tokens(text)
+
+    def close(self):
+        """The benchmark closes the engine itself, after every pass."""
+
 
 def plain_generate(llm, prompts, seeds, n, args) -> int:
     """What a user would write by hand; returns the generated tokens."""

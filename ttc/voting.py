@@ -18,10 +18,12 @@ unparsed pool merge into one binomial) and constrained ones, whose truncated gen
 ``x^(k-v)`` integrated over s in [0, 1] turns ``s^(t-1)`` into the ``1/t`` of the tie rule (exactly, by
 Gauss-Legendre quadrature: the integrand is a polynomial in s).
 
-Cost: coefficients below ``TINY`` are dropped, so every polynomial lives on a window a few standard
-deviations wide, and a class whose chance of reaching ``w_g v`` is below ``TINY`` counts as free. Each
-dropped term is below 1e-30 in absolute size against a normaliser of at least ~1e-3, so the result is exact
-to far better than 1e-9 (checked against enumeration in tests/test_voting.py).
+Cost: coefficients below ``TINY`` (1e-22) are dropped, so every polynomial lives on a window a few standard
+deviations wide; a class whose chance of reaching ``w_g v`` is below ``1e-14 * norm / classes`` counts as
+free, and a count v that cannot add 1e-17 to the score is skipped. Against a normaliser of at least ~1e-3
+these move the result by far less than 1e-9; the binomial pmfs come from log-factorials, which carries a
+relative rounding error of about 1e-11 at n = 10,000 (checked against enumeration and exact integers in
+tests/test_voting.py).
 """
 
 from __future__ import annotations
@@ -67,26 +69,12 @@ class _Binomial:
         return float(c[j - off]) if 0 <= j - off < c.size else 0.0
 
 
-def _mul(a: tuple[int, np.ndarray], b: tuple[int, np.ndarray], limit: int) -> tuple[int, np.ndarray]:
-    """Product of two windowed polynomials, truncated at degree ``limit``."""
-    (oa, ca), (ob, cb) = a, b
-    if ca.size == 0 or cb.size == 0 or oa + ob > limit:
-        return 0, np.zeros(0)
-    c = np.convolve(ca, cb)[: limit - oa - ob + 1]
-    return _window(c, oa + ob)
-
-
-def _coef(poly: tuple[int, np.ndarray], degree: int) -> float:
-    off, c = poly
-    i = degree - off
-    return float(c[i]) if 0 <= i < c.size else 0.0
-
-
-def _first_reaching(weight: float, target: float) -> int:
-    """The smallest count j >= 1 whose total ``weight * j`` reaches ``target`` (ties included)."""
-    if weight <= 0:
-        return 1 if target <= 1e-15 else 1 << 62
-    return max(1, math.ceil(target / weight * (1 - 1e-12) - 1e-12))
+def _first_reaching(weights: np.ndarray, target: float) -> np.ndarray:
+    """Per class, the smallest count j >= 1 whose total ``weight * j`` reaches ``target`` (ties included);
+    infinite for a weight-0 class against a positive target."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(weights > 0, np.maximum(1, np.ceil(target / weights * (1 - 1e-12) - 1e-12)),
+                        np.where(target <= 1e-15, 1, np.inf))
 
 
 class _Type:
@@ -110,10 +98,9 @@ class _Type:
         above = np.flatnonzero(self.tail > eps)
         return self.lo + int(above[-1]) if above.size else -1
 
-    def split(self, target: float):
-        """[below, tied] windowed polynomials of one class against ``target``: counts whose total is below it
-        (and the count 0), and counts >= 1 whose total equals it."""
-        j0 = _first_reaching(self.w, target)
+    def split(self, target: float, j0: int):
+        """[below, tied] windowed polynomials of one class against ``target``, ``j0`` being its first count that
+        reaches it: counts whose total is below it (and the count 0), and counts >= 1 whose total equals it."""
         if self.w <= 0:  # target 0: every present class of weight 0 ties
             return [_slice(self.lo, self.pmf, 0, 0), _slice(self.lo, self.pmf, 1, self.m)]
         tie = math.isclose(self.w * j0, target, rel_tol=1e-12, abs_tol=1e-15)
@@ -230,9 +217,7 @@ def vote_at_k(counts, good, unparsed: int, k: int, weights=None) -> float:
                 continue
             rest = k - v
             target = g.w * v
-            with np.errstate(divide="ignore", invalid="ignore"):
-                j0 = np.where(t_w > 0, np.maximum(1, np.ceil(target / t_w * (1 - 1e-12) - 1e-12)),
-                              np.where(target <= 1e-15, 1, np.inf))
+            j0 = _first_reaching(t_w, target)
             reach = (j0 <= t_hi) & (count > 0)  # classes that can reach or tie g's total
             free = int(unparsed) + int((count * t_m)[~reach].sum())
             constrained = np.flatnonzero(reach)
@@ -242,27 +227,14 @@ def vote_at_k(counts, good, unparsed: int, k: int, weights=None) -> float:
             bound = pv * g.count * float(pool[1].max(initial=0.0))
             for ti in constrained:
                 t = types[ti]
-                bound *= t.at_most(_first_reaching(t.w, target)) ** int(count[ti]) if t.w > 0 else 1.0
+                bound *= t.at_most(int(j0[ti])) ** int(count[ti]) if t.w > 0 else 1.0
                 if bound < skip:
                     break
             if bound < skip:
                 continue
-            factors = [(types[ti].split(target), int(count[ti])) for ti in constrained]
+            factors = [(types[ti].split(target, int(j0[ti])), int(count[ti])) for ti in constrained]
             total += pv * g.count * _inner(pool, factors, rest)
     return float(min(max(total / norm, 0.0), 1.0))
-
-
-def _add(a: tuple[int, np.ndarray], b: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
-    (oa, ca), (ob, cb) = a, b
-    if ca.size == 0:
-        return b
-    if cb.size == 0:
-        return a
-    lo, hi = min(oa, ob), max(oa + ca.size, ob + cb.size)
-    out = np.zeros(hi - lo)
-    out[oa - lo: oa - lo + ca.size] += ca
-    out[ob - lo: ob - lo + cb.size] += cb
-    return lo, out
 
 
 def classes(answers, correct, weights=None):

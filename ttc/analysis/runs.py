@@ -18,8 +18,8 @@ from ttc.analysis.forms import sigmoid
 from ttc.analysis.fits import FitError, FitResult
 from ttc.analysis.reference import FamilyCurve, family_curve, load_reference, pretraining_flops
 from ttc.errors import TTCError
-from ttc.store import load_run, read_header
-from ttc.summary import PER_PROBLEM, needed_columns, per_problem
+from ttc.store import read_header
+from ttc.summary import PER_PROBLEM, load_metric_records, per_problem
 
 CURVE_KEYS = ["task", "model", "sampler", "metric"]
 
@@ -59,8 +59,7 @@ def run_per_problem(run_dir) -> tuple[pd.DataFrame, dict]:
             return pp, read_header(Path(run_dir))
     from samplers import SAMPLERS  # the strategies evaluate their own records
 
-    samplers = load_run(run_dir, columns=["sampler"])["sampler"].unique().tolist()
-    df = load_run(run_dir, columns=needed_columns(SAMPLERS, samplers))  # the metric columns, never the texts
+    df = load_metric_records(run_dir, SAMPLERS)
     if df.empty:
         raise TTCError(f"{run_dir} holds no complete problems")
     header = df.attrs["header"]

@@ -55,6 +55,13 @@ def needed_columns(strategies: Mapping, samplers) -> list[str]:
     return cols
 
 
+def load_metric_records(run_dir, strategies: Mapping) -> pd.DataFrame:
+    """A run's records with only the columns its strategies' ``evaluate`` reads (never the texts); the header
+    is in ``attrs["header"]``."""
+    samplers = load_run(run_dir, columns=["sampler"])["sampler"].unique().tolist()
+    return load_run(run_dir, columns=needed_columns(strategies, samplers))
+
+
 def problem_levels(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, model, problem): ``pass@1``, ``n_samples`` and ``level`` (1 easiest .. 5)."""
     if df.empty:
@@ -132,18 +139,15 @@ def aggregate(pp: pd.DataFrame, levels: pd.DataFrame, seed: int = 0, n_boot: int
 
 def write_summary(run_dir, strategies: Mapping, budgets: tuple[int, ...] | None = None, seed: int | None = None,
                   plot: bool = True) -> pd.DataFrame:
-    """Recompute ``summary.csv``, ``per_problem.parquet``, ``problems.csv`` and ``curve.png`` of a run from its stored records (each
-    file written atomically) and return the summary. ``budgets`` and ``seed`` default to the run's own."""
+    """Recompute ``summary.csv``, ``per_problem.parquet``, ``problems.csv`` and ``curve.png`` of a run from its
+    stored records (each file written atomically) and return the summary. ``budgets`` and ``seed`` default to the run's own."""
     run_dir = Path(run_dir)
-    samplers_col = load_run(run_dir, columns=["sampler"])
-    header = samplers_col.attrs["header"]
-    config = header.get("config", {})
-    budgets = tuple(budgets or config.get("sweep", {}).get("budgets", ()))
+    df = load_metric_records(run_dir, strategies)
+    header = df.attrs["header"]
+    budgets = tuple(budgets or header.get("config", {}).get("sweep", {}).get("budgets", ()))
     if not budgets:
         raise TTCError(f"{run_dir}: the header names no budgets; give --budget")
     seed = int(header.get("seed", 0) if seed is None else seed)
-    samplers = samplers_col["sampler"].unique().tolist()
-    df = load_run(run_dir, columns=needed_columns(strategies, samplers))
     pp = per_problem(df, budgets, strategies, seed)
     levels = problem_levels(df)
     summary = aggregate(pp, levels, seed)

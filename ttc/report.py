@@ -18,7 +18,6 @@ import html
 import io
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from ttc import browse
 from ttc.errors import TTCError
 from ttc.report_page import page
 from ttc.routes import extraction_routes
+from ttc.store import write_atomic
 
 SAMPLES_PER_PROBLEM = 8  # texts shown per problem
 MAX_TEXT_CHARS = 4000  # each shown text is cut here
@@ -226,12 +226,7 @@ def write_report(run_dir, samples_per_problem: int = SAMPLES_PER_PROBLEM, max_ch
                 curves_section(summary, run_dir, header.get("run_id", run_dir.name)), fits_section(run_dir)]
     doc = page(title, sections, data, text_note)
     path = run_dir / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(doc)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(doc, encoding="utf-8"))
     return path
 
 

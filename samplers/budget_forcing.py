@@ -39,7 +39,7 @@ import pandas as pd
 from samplers.base import ModelContext, Output
 from samplers.common import ANSWER_SALT, sub_seed
 from ttc.records import Completion
-from ttc.tables import per_problem
+from ttc.tables import table_from_problems
 
 WAIT = " Wait"
 
@@ -177,7 +177,7 @@ class BudgetForcing:
         return out
 
     def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
-        return per_problem(df, self.evaluate_problem, budgets, seed)
+        return table_from_problems(df, self.evaluate_problem, budgets, seed)
 
     def evaluate_problem(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
         extra = list(group["extra"])

@@ -38,7 +38,7 @@ from samplers.base import ModelContext, Output
 from samplers.common import LOOKAHEAD_SALT, grade_text, record_answers, sub_seed
 from ttc.metrics import best_of_k, weighted_majority_at_k
 from ttc.records import Completion
-from ttc.tables import per_problem
+from ttc.tables import table_from_problems
 from ttc.verifiers import Candidate, make_verifier
 
 
@@ -172,7 +172,7 @@ class _Search:
         return min(self.strategy.beam_width, budget)
 
     def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
-        return per_problem(df, self.evaluate_problem, budgets, seed)
+        return table_from_problems(df, self.evaluate_problem, budgets, seed)
 
     def evaluate_problem(self, group: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> list[dict]:
         rows = []

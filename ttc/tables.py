@@ -175,7 +175,7 @@ def best_values(p: Problems, scores: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def per_problem(df: pd.DataFrame, evaluate_problem, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
+def table_from_problems(df: pd.DataFrame, evaluate_problem, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:
     """A table from a function of one problem's records (sorted by sample index) that returns row dicts with
     budget, metric, value, flops, tokens (and optionally se): for strategies whose problems are small."""
     p = Problems.of(df)

@@ -229,4 +229,11 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    if rc == 130:
+        # After a Ctrl-C that arrived while modules were still loading, CPython was seen to end the process
+        # with SIGINT (status -2) despite sys.exit(130): everything is already flushed to disk, so leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(rc)

@@ -129,3 +129,36 @@ def test_vote_values_leaves_a_weighted_vote_with_differing_weights_to_the_caller
     same = vote_values(Problems.of(df), (1, 2), weights=np.array([0.9, 0.9, 0.5, 0.1]))
     assert same[1][0] == pytest.approx(brute_vote(["1", "1", "2", None], [True, True, False, False], 1,
                                                   [0.9, 0.9, 0.5, 0.1]))
+
+
+def exact_majority(sizes, unparsed, k):
+    """P(answer 0 wins a random k-subset's vote), ties scoring 1/t: a count over subsets with exact integers
+    (for each count v of answer 0, the other answers drawn at most v times, tracking how many tie)."""
+    from fractions import Fraction
+
+    total = Fraction(0)
+    for v in range(1, min(sizes[0], k) + 1):
+        ways = {(0, 0): 1}  # (samples drawn, answers tied at v) -> number of ways
+        for m in list(sizes[1:]) + [None]:
+            nxt: dict = {}
+            for (drawn, ties), w in ways.items():
+                top = min(v if m is not None else unparsed, k - v - drawn, m if m is not None else unparsed)
+                for x in range(0, top + 1):
+                    key = (drawn + x, ties + (m is not None and x == v))
+                    nxt[key] = nxt.get(key, 0) + w * comb(m if m is not None else unparsed, x)
+            ways = nxt
+        total += comb(sizes[0], v) * sum(Fraction(w, t + 1) for (drawn, t), w in ways.items() if drawn == k - v)
+    return total / comb(sum(sizes) + unparsed, k)
+
+
+@pytest.mark.parametrize("sizes, unparsed, ks", [
+    ([5] + [4] * 30, 7, (2, 3, 5, 10, 40, 100)),  # many answers tie at every count
+    ([12, 12, 11] + [1] * 20, 3, (2, 4, 9, 25, 45)),  # a two-way tie at the top, a tail of singletons
+    ([2] + [2] * 8 + [1] * 40, 0, (2, 6, 30, 57)),
+])
+def test_many_tied_answers_match_exact_integers(sizes, unparsed, ks):
+    answers = [a for i, m in enumerate(sizes) for a in [f"a{i}"] * m] + [None] * unparsed
+    correct = [a == "a0" for a in answers]
+    for k in ks:
+        assert majority_at_k(answers, correct, k) == pytest.approx(float(exact_majority(sizes, unparsed, k)),
+                                                                  abs=1e-9), k

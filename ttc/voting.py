@@ -11,19 +11,24 @@ votes scores 0. So
 
 Counting, not enumerating: the hypergeometric law is the law of independent ``X_i ~ Binomial(m_i, p)``
 conditioned on ``sum X_i = k``, for any p in (0, 1); with ``p = k/n`` every factor is a probability, so
-nothing overflows and the conditioning event has probability about ``1/sqrt(2 pi k (1-k/n))``. For each
-(g, v) the other classes split into free ones (whose total can never exceed ``w_g v``: they and the
-unparsed pool merge into one binomial) and constrained ones, whose truncated generating polynomials
+nothing overflows and the conditioning event has probability ``norm``, about ``1/sqrt(2 pi k (1-k/n))``.
+For each (g, v) the other classes split into free ones (whose total can never exceed ``w_g v``: they and
+the unparsed pool merge into one binomial) and constrained ones, whose truncated generating polynomials
 ``L_i(x) + s E_i(x)`` (``s`` marks a tie) are multiplied with the free pool's; the coefficient of
-``x^(k-v)`` integrated over s in [0, 1] turns ``s^(t-1)`` into the ``1/t`` of the tie rule (exactly, by
-Gauss-Legendre quadrature: the integrand is a polynomial in s).
+``x^(k-v)``, integrated over s in [0, 1], turns ``s^(t-1)`` into the ``1/t`` of the tie rule. The counts v
+at which no class can reach g's total need only the pool's coefficient; all the others are done together
+(``_contested``): the polynomials are multiplied at the roots of unity (FFT) for every v at once and the
+integral over s is a Gauss-Legendre quadrature.
 
-Cost: coefficients below ``TINY`` (1e-22) are dropped, so every polynomial lives on a window a few standard
-deviations wide; a class whose chance of reaching ``w_g v`` is below ``1e-14 * norm / classes`` counts as
-free, and a count v that cannot add 1e-17 to the score is skipped. Against a normaliser of at least ~1e-3
-these move the result by far less than 1e-9; the binomial pmfs come from log-factorials, which carries a
-relative rounding error of about 1e-11 at n = 10,000 (checked against enumeration and exact integers in
-tests/test_voting.py).
+Every step that is not exact arithmetic has a bound far below the 1e-9 promised (``norm`` is at least
+~1e-3 at n = 10,000): coefficients below ``TINY`` (1e-22) are dropped, so every pmf lives on a window a few
+standard deviations wide; a class whose chance of reaching ``w_g v`` is below ``1e-14 * norm / classes``
+counts as free, and a count v that cannot add 1e-17 to the score is skipped; the roots of unity are
+chosen so the degrees that alias onto the one read carry less than ``1e-13 * norm``, and the quadrature
+has enough nodes that the tie terms it cannot integrate exactly (``P(T >= t) <= mu^t / t!``) carry less
+than that too. The binomial pmfs come from log-factorials, which carries a relative rounding error of
+about 1e-11 at n = 10,000; FFT rounding is about 1e-16 of the largest coefficient. tests/test_voting.py
+checks the result against enumeration and exact integers.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import functools
 import math
 
 import numpy as np
-from scipy.signal import convolve2d
+import scipy.fft
 from scipy.special import gammaln
 
 TINY = 1e-22  # absolute probability below which a polynomial coefficient is dropped
@@ -50,6 +55,7 @@ class _Binomial:
     """Windowed pmfs of Binomial(m, p) for every m <= n at one p, from a table of log-factorials."""
 
     def __init__(self, n: int, p: float):
+        self.n = n
         self.lf = gammaln(np.arange(n + 1, dtype=float) + 1.0)  # log j!
         self.lp, self.lq = math.log(p), math.log1p(-p)
         self.p = p
@@ -65,8 +71,14 @@ class _Binomial:
         return self._cache[m]
 
     def pmf(self, m: int, j: int) -> float:
+        return float(self.pmf_many(m, np.array([j]))[0])
+
+    def pmf_many(self, m: int, j: np.ndarray) -> np.ndarray:
+        """P(Binomial(m, p) = j) for each count in ``j``."""
         off, c = self(m)
-        return float(c[j - off]) if 0 <= j - off < c.size else 0.0
+        i = j - off
+        inside = (i >= 0) & (i < c.size)
+        return np.where(inside, np.append(c, 0.0)[np.where(inside, i, c.size)], 0.0)
 
 
 def _first_reaching(weights: np.ndarray, target: float) -> np.ndarray:
@@ -86,58 +98,17 @@ class _Type:
         self.hi = self.lo + self.pmf.size - 1
         self.tail = np.cumsum(self.pmf[::-1])[::-1]  # P(X >= j) for j in the window
 
-    def at_most(self, j: int) -> float:
-        """P(X <= j), to within the mass dropped outside the window."""
-        if j < self.lo:
-            return 0.0
-        return 1.0 - (float(self.tail[j + 1 - self.lo]) if j + 1 <= self.hi else 0.0)
+    def at_most(self, j: np.ndarray) -> np.ndarray:
+        """P(X <= j) for each count in ``j``, to within the mass dropped outside the window."""
+        idx = np.clip(j + 1 - self.lo, 0, self.tail.size).astype(int)
+        above = np.append(self.tail, 0.0)[idx]  # P(X >= j + 1)
+        return np.where(j < self.lo, 0.0, 1.0 - above)
 
     def reach(self, eps: float) -> int:
         """The largest count j with P(X >= j) > eps: a class needing more than that to reach a total counts
         as free, which moves less than eps of probability."""
         above = np.flatnonzero(self.tail > eps)
         return self.lo + int(above[-1]) if above.size else -1
-
-    def split(self, target: float, j0: int):
-        """[below, tied] windowed polynomials of one class against ``target``, ``j0`` being its first count that
-        reaches it: counts whose total is below it (and the count 0), and counts >= 1 whose total equals it."""
-        if self.w <= 0:  # target 0: every present class of weight 0 ties
-            return [_slice(self.lo, self.pmf, 0, 0), _slice(self.lo, self.pmf, 1, self.m)]
-        tie = math.isclose(self.w * j0, target, rel_tol=1e-12, abs_tol=1e-15)
-        below = _slice(self.lo, self.pmf, 0, j0 - 1)  # holds the count 0: absent classes do not vote
-        tied = _slice(self.lo, self.pmf, j0, j0) if tie else (0, np.zeros(0))
-        return [below, tied]
-
-
-def _slice(lo: int, c: np.ndarray, a: int, b: int) -> tuple[int, np.ndarray]:
-    """The part of the windowed polynomial ``(lo, c)`` of degrees a..b."""
-    a, b = max(a, lo), min(b, lo + c.size - 1)
-    return (a, c[a - lo: b - lo + 1]) if a <= b else (0, np.zeros(0))
-
-
-def _mul_nodes(P: tuple[int, np.ndarray], factor: list, s: np.ndarray, limit: int) -> tuple[int, np.ndarray]:
-    """Multiply the polynomials in x held one per quadrature node (rows of ``P``, one shared window) by a
-    class's factor ``below + s * tied`` at each node's s, truncated at degree ``limit``."""
-    (op, A), (ob, b), (ot, t) = P, factor[0], factor[1]
-    parts = []
-    conv = (lambda a, k: np.convolve(a[0], k)[None, :]) if A.shape[0] == 1 else (lambda a, k: convolve2d(a, k[None, :]))
-    if b.size:
-        parts.append((op + ob, conv(A, b)))
-    if t.size:
-        parts.append((op + ot, s[:, None] * (conv(A, t) if t.size > 1 else A * t[0])))
-    parts = [(o, c) for o, c in parts if o <= limit]
-    if not parts:
-        return 0, np.zeros((A.shape[0], 0))
-    lo = min(o for o, _ in parts)
-    hi = min(limit, max(o + c.shape[1] for o, c in parts) - 1)
-    out = np.zeros((A.shape[0], hi - lo + 1))
-    for o, c in parts:
-        w = min(c.shape[1], hi - o + 1)
-        out[:, o - lo: o - lo + w] += c[:, :w]
-    keep = np.flatnonzero(out.max(axis=0) > TINY)
-    if keep.size == 0:
-        return 0, np.zeros((A.shape[0], 0))
-    return lo + int(keep[0]), out[:, keep[0]:keep[-1] + 1]
 
 
 @functools.lru_cache(maxsize=None)
@@ -147,32 +118,98 @@ def _nodes(q: int) -> tuple[np.ndarray, np.ndarray]:
     return (nodes + 1) / 2, wts / 2
 
 
-def _inner(pool: tuple[int, np.ndarray], factors: list, rest: int) -> float:
-    """sum over t of [x^rest] pool * (the configurations with t classes tied with g) / (t + 1).
+def _contested(binomial: _Binomial, g: _Type, types: list, count: np.ndarray, v: np.ndarray, pv: np.ndarray,
+               j0: np.ndarray, reach: np.ndarray, free: np.ndarray, k: int, size: int, tol: float) -> np.ndarray:
+    """For each count v[i] of class g (of probability pv[i]): the sum over t of [x^(k - v)] pool * (the
+    configurations of the other classes in which none exceeds g's total and t tie with it) / (t + 1).
 
-    The tie marker s turns that sum into an integral over s in [0, 1] of a polynomial in s whose degree is
-    at most the number of classes that can tie; Gauss-Legendre quadrature with that many / 2 + 1 nodes
-    integrates it exactly, and at each node the product over the classes is an ordinary polynomial in x."""
-    ties = sum(c for (_, tied), c in factors if tied[1].size)
-    s, wts = _nodes(min(ties, rest) // 2 + 1)
-    P = (0, np.ones((s.size, 1)))
-    for factor, c in factors:
-        for _ in range(c):
-            P = _mul_nodes(P, factor, s, rest)
-            if P[1].shape[1] == 0:
-                return 0.0
-    return float(sum(w * _dot_at(pool, (P[0], row), rest) for w, row in zip(wts, P[1])))
+    A tie marker s turns the sum over t into an integral over s in [0, 1] of a polynomial in s, done by
+    Gauss-Legendre quadrature: q nodes are exact up to degree 2q - 1, and the terms of degree t >= 2q (t
+    classes tied) carry at most P(T >= t) <= mu^t / t! (mu: the expected number of ties), so q is the
+    smallest that keeps their total, weighted by pv, below ``tol``. At each node the product over the classes
+    is a polynomial in x, multiplied for all counts at once modulo ``x^size - 1``, that is at the size-th
+    roots of unity (each class's truncated pmf evaluated there from one cumulative sum over its window): the
+    coefficient read at k - v also holds those at k - v +- size, ..., probabilities of the whole k-subset's
+    size being k +- size, which ``vote_at_k`` makes negligible by its choice of ``size``. Rounding is about
+    1e-16 of the largest coefficient, all of them probabilities."""
+    targets = g.w * v
+    cons = np.flatnonzero(reach.any(axis=1))
+    reach, j0, c = reach[cons], j0[cons], count[cons]
+    lo = np.array([types[t].lo for t in cons])
+    width = max(types[t].pmf.size for t in cons)
+    pmf = np.zeros((cons.size, width))
+    for i, t in enumerate(cons):
+        pmf[i, :types[t].pmf.size] = types[t].pmf
+    # each class's counts below g's total (from 0) and tied with it, as windows [0, below) and [below, tied)
+    w = np.array([types[t].w for t in cons])[:, None]
+    j0 = np.where(reach, j0, 0).astype(np.int64)
+    tie = np.where(w > 0, np.isclose(w * j0, targets, rtol=1e-12, atol=1e-15), True)
+    last = np.where(w > 0, np.where(tie, j0, j0 - 1), np.array([types[t].m for t in cons])[:, None])
+    below = np.clip(j0 - lo[:, None], 0, width)
+    tied = np.clip(last + 1 - lo[:, None], below, width)
+    # P(tie) per class and count; the quadrature's order from the expected number of ties
+    cum = np.concatenate([np.zeros((cons.size, 1)), np.cumsum(pmf, axis=1)], axis=1)
+    rows = np.arange(cons.size)[:, None]
+    mu = (c[:, None] * reach * (cum[rows, tied] - cum[rows, below])).sum(axis=0)
+    exact = int((c[:, None] * (reach & (tied > below))).sum(axis=0).max())
+    s, wts = _nodes(_order(mu, pv, exact, tol))
+    # truncated pmfs at the roots of unity, from cumulative sums of pmf[j] * omega^(l (lo + j))
+    freq = np.arange(size // 2 + 1)
+    phase = np.exp(-2j * np.pi * np.outer(np.arange(width), freq) / size)
+    shift = np.exp(-2j * np.pi * np.outer(lo % size, freq) / size)
+    terms = pmf[:, :, None] * phase[None] * shift[:, None, :]
+    pre = np.concatenate([np.zeros((cons.size, 1, freq.size)), np.cumsum(terms, axis=1)], axis=1)
+    B = pre[rows, below]  # (classes, counts, freq)
+    T = pre[rows, tied] - B
+    prod = np.ones((v.size, s.size, freq.size), dtype=complex)  # (counts, nodes, freq)
+    for i in range(cons.size):
+        r = np.flatnonzero(reach[i])
+        factor = B[i, r, None, :] + s[None, :, None] * T[i, r, None, :]
+        prod[r] *= _power(factor, int(c[i]))
+    pools = {}
+    for f in np.unique(free).tolist():
+        off, pc = binomial(f)
+        pools[f] = scipy.fft.rfft(np.bincount((off + np.arange(pc.size)) % size, pc, minlength=size))
+    prod *= np.stack([pools[f] for f in free.tolist()])[:, None, :]
+    coef = scipy.fft.irfft(prod, n=size, axis=2)[np.arange(v.size), :, (k - v) % size]
+    return coef @ wts
 
 
-def _dot_at(a: tuple[int, np.ndarray], b: tuple[int, np.ndarray], degree: int) -> float:
-    """The coefficient of x^degree in the product of two windowed polynomials."""
-    (oa, ca), (ob, cb) = a, b
-    # i + j = degree - oa - ob with 0 <= i < ca.size, 0 <= j < cb.size
-    d = degree - oa - ob
-    i0, i1 = max(0, d - cb.size + 1), min(ca.size - 1, d)
-    if i0 > i1:
-        return 0.0
-    return float(np.dot(ca[i0:i1 + 1], cb[d - i1: d - i0 + 1][::-1]))
+def _power(base: np.ndarray, e: int) -> np.ndarray:
+    """``base ** e`` by repeated squaring (numpy's complex power above 2 goes through logarithms: slower and
+    less exact)."""
+    out = None
+    while e:
+        if e & 1:
+            out = base if out is None else out * base
+        e >>= 1
+        if e:
+            base = base * base
+    return out
+
+
+def _order(mu: np.ndarray, weight: np.ndarray, exact: int, tol: float) -> int:
+    """Gauss-Legendre nodes needed when the expected numbers of ties are ``mu`` (one per count, of probability
+    ``weight``): the smallest q with sum weight mu^(2q) / (2q)! <= tol, at most the exact order for ``exact``
+    possible ties."""
+    top = exact // 2 + 1
+    keep = mu > 0
+    mu, weight = mu[keep], weight[keep]
+    for q in range(1, top):
+        if mu.size == 0 or weight @ np.exp(2 * q * np.log(mu) - gammaln(2 * q + 1)) <= tol:
+            return q
+    return top
+
+
+def _cycle(binomial: _Binomial, k: int, tol: float) -> int:
+    """The number of points for ``_contested``: a fast FFT length N with P(|S - k| >= N) <= tol for the
+    k-subset's size S ~ Binomial(n, p) (the probabilities that alias onto the coefficient read)."""
+    lo, c = binomial(binomial.n)
+    d = np.abs(np.arange(lo, lo + c.size) - k)
+    order = np.argsort(-d, kind="stable")
+    far = np.cumsum(c[order])  # mass at distance >= d[order[i]]
+    beyond = d[order][far > tol]
+    return scipy.fft.next_fast_len(int(beyond[0]) + 1 if beyond.size else 1, real=True)
 
 
 def vote_at_k(counts, good, unparsed: int, k: int, weights=None) -> float:
@@ -188,6 +225,8 @@ def vote_at_k(counts, good, unparsed: int, k: int, weights=None) -> float:
         raise ValueError("vote weights must be non-negative")
     if not good.any():
         return 0.0
+    if k == 1:  # one sample: it wins alone, whatever its weight
+        return float(m[good].sum() / n)
     if k == n:  # the whole set: one vote
         totals = w * m
         winners = np.isclose(totals, totals.max(), rtol=1e-12, atol=1e-15) & (m > 0)
@@ -206,34 +245,36 @@ def vote_at_k(counts, good, unparsed: int, k: int, weights=None) -> float:
     t_m = np.array([t.m for t in types])
     t_count = np.array([t.count for t in types])
     skip = 1e-17 * norm  # a v whose own probability is below this adds less than 1e-17 to the score
+    size = _cycle(binomial, k, 1e-13 * norm)
     total = 0.0
     for gi, g in enumerate(types):
         if not g.good:
             continue
         count = t_count - (np.arange(len(types)) == gi)
-        for v in range(max(g.lo, 1), min(g.hi, k) + 1):
-            pv = g.pmf[v - g.lo]
-            if pv < skip:
-                continue
-            rest = k - v
-            target = g.w * v
-            j0 = _first_reaching(t_w, target)
-            reach = (j0 <= t_hi) & (count > 0)  # classes that can reach or tie g's total
-            free = int(unparsed) + int((count * t_m)[~reach].sum())
-            constrained = np.flatnonzero(reach)
-            pool = binomial(free)
-            # every coefficient is a probability, so the inner sum is at most max(pool) times the chance that
-            # each constrained class stays at or below g's count: skip a v that cannot matter
-            bound = pv * g.count * float(pool[1].max(initial=0.0))
-            for ti in constrained:
-                t = types[ti]
-                bound *= t.at_most(int(j0[ti])) ** int(count[ti]) if t.w > 0 else 1.0
-                if bound < skip:
-                    break
-            if bound < skip:
-                continue
-            factors = [(types[ti].split(target, int(j0[ti])), int(count[ti])) for ti in constrained]
-            total += pv * g.count * _inner(pool, factors, rest)
+        v = np.arange(max(g.lo, 1), min(g.hi, k) + 1)
+        v = v[g.pmf[v - g.lo] >= skip]
+        if v.size == 0:
+            continue
+        pv = g.pmf[v - g.lo] * g.count
+        # every count v at once: the classes that can reach or tie g's total, and the free pool's size
+        j0 = _first_reaching(t_w[:, None], g.w * v[None, :])
+        reach = (j0 <= t_hi[:, None]) & (count[:, None] > 0)
+        free = int(unparsed) + (count * t_m) @ ~reach
+        alone = ~reach.any(axis=0)  # no class can reach g's total: the pool's coefficient is the answer
+        if alone.any():
+            total += float(pv[alone] @ binomial.pmf_many(n - g.m, k - v[alone]))
+        # the inner sum is at most max(pool) times the chance that each constrained class stays at or
+        # below g's count (every coefficient is a probability): skip the counts that cannot matter
+        peaks = {f: float(binomial(f)[1].max(initial=0.0)) for f in np.unique(free).tolist()}
+        bound = pv * np.array([peaks[f] for f in free.tolist()])
+        for ti in np.flatnonzero(reach.any(axis=1)):
+            if types[ti].w > 0:
+                bound = bound * np.where(reach[ti], types[ti].at_most(j0[ti]) ** int(count[ti]), 1.0)
+        busy = ~alone & (bound >= skip)
+        if busy.any():
+            inner = _contested(binomial, g, types, count, v[busy], pv[busy], j0[:, busy], reach[:, busy], free[busy], k,
+                               size, 1e-13 * norm)
+            total += float(pv[busy] @ inner)
     return float(min(max(total / norm, 0.0), 1.0))
 
 

@@ -18,7 +18,8 @@ def plot_curve(summary: pd.DataFrame, title: str = ""):
 
     if "level" in summary.columns:  # the curve is the overall one; per-level rows are for analysis
         summary = summary[summary["level"].astype(str) == "all"]
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.92)  # fixed margins: no layout solver
     for key, g in summary.groupby(["task", "model", "sampler", "metric"], sort=True):
         task, model, sampler, metric = key
         g = g.sort_values("flops_per_problem")

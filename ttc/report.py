@@ -109,9 +109,15 @@ def summary_section(run_dir: Path) -> tuple[str, pd.DataFrame | None]:
 def curves_section(summary: pd.DataFrame | None, run_dir: Path, title: str) -> str:
     if summary is None or summary.empty:
         return "<h2>Curves</h2><p class=\"note\">No summary rows to draw.</p>"
-    from ttc.plot import plot_curve
+    png = run_dir / "curve.png"
+    summary_csv = run_dir / "summary.csv"
+    if png.exists() and summary_csv.exists() and png.stat().st_mtime >= summary_csv.stat().st_mtime:
+        src = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()  # drawn with summary.csv
+    else:
+        from ttc.plot import plot_curve
 
-    return "<h2>Curves</h2>" + _img(_png(plot_curve(summary, title)), "accuracy against inference FLOPs", "curve")
+        src = _png(plot_curve(summary, title))
+    return "<h2>Curves</h2>" + _img(src, "accuracy against inference FLOPs", "curve")
 
 
 def fits_section(run_dir: Path) -> str:

@@ -11,6 +11,9 @@ Strategies measured:
   sample          repeated sampling, 8 samples per problem (one request: the reference, unchanged)
   beam            beam search, 4 kept beams each expanded by 4 (beam width M = 4, N = 16 paths per step)
   budget_forcing  4 chains, thought caps 32, 64 and 128 tokens
+  budget_forcing_wait
+                  the same with s1's "Wait" (--num-wait 2): a chain that ends its thought is told to go on,
+                  twice, so chains keep thinking up to the caps and every round continues several chains
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ CASES = {
     "sample": dict(budgets=(8,), strategy=dict()),
     "beam": dict(budgets=(16,), strategy=dict(beam_width=4, max_steps=6)),
     "budget_forcing": dict(budgets=(1,), strategy=dict(chains=4, think_budgets=(32, 64, 128))),
+    "budget_forcing_wait": dict(sampler="budget_forcing", budgets=(1,),
+                                strategy=dict(chains=4, think_budgets=(32, 64, 128), num_wait=2)),
 }
 
 
@@ -60,14 +65,15 @@ def main():
     rows = []
     for name in args.strategies.split(","):
         case = CASES[name]
+        real = case.get("sampler", name)
         config = dataclasses.replace(base, sweep=SweepConfig(tasks=(args.task,), models=(args.model,),
-                                                             samplers=(name,), budgets=case["budgets"]),
+                                                             samplers=(real,), budgets=case["budgets"]),
                                      strategy=StrategyConfig(**case["strategy"]))
-        sampler = configure_sampler(get_sampler(name), config)
+        sampler = configure_sampler(get_sampler(real), config)
         records, start, cpu = [], time.perf_counter(), time.process_time()
         with tempfile.TemporaryDirectory() as tmp:
             for p in problems:
-                records += solve_problem(backend, task, name, sampler, p, args.model, config, tmp)
+                records += solve_problem(backend, task, real, sampler, p, args.model, config, tmp)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         tokens = sum(r.generated_tokens for r in records)
         rows.append((name, len(problems), len(records), seconds, cpu, tokens, digest(records)))

@@ -125,23 +125,24 @@ LONG = [{"role": "user", "content": "what is 12+30, and then 4*5?"}]
 def test_a_padded_batch_of_greedy_requests_matches_each_alone(backend):
     """Prompts of different lengths (left padding), continuations and per-request limits in one batch:
     each request decodes exactly as it does alone."""
-    reqs = [Request(MSG, n=2, temperature=0, max_tokens=20), Request(LONG, temperature=0, max_tokens=12),
-            Request(MSG, prefix="3", temperature=0, max_tokens=8, logprobs=True)]
+    reqs = [Request(MSG, n=2, params=GenParams(temperature=0, max_tokens=20)),
+            Request(LONG, params=GenParams(temperature=0, max_tokens=12)),
+            Request(MSG, prefix="3", params=GenParams(temperature=0, max_tokens=8, logprobs=True))]
     together = backend.generate_requests(reqs)
     assert [len(c) for c in together] == [2, 1, 1]
     for req, comps in zip(reqs, together):
         (alone,) = backend.generate_requests([req])
         assert [(c.text, c.generated_tokens, c.finish_reason, c.prompt_tokens) for c in comps] == \
             [(c.text, c.generated_tokens, c.finish_reason, c.prompt_tokens) for c in alone]
-        assert all(c.generated_tokens <= req.max_tokens for c in comps)
+        assert all(c.generated_tokens <= req.params.max_tokens for c in comps)
     assert together[2][0].prompt_tokens == len(backend.encode(backend.render(MSG) + "3"))
     assert len(together[2][0].logprobs) == together[2][0].generated_tokens and together[0][0].logprobs is None
 
 
 def test_sampled_requests_in_a_batch_draw_from_their_own_seeds(backend):
-    reqs = [Request(MSG, n=3, temperature=1.0, max_tokens=30, seed=11),
-            Request(LONG, n=2, temperature=1.0, max_tokens=20, seed=12, stop=("a", "e")),
-            Request(MSG, n=3, temperature=1.0, max_tokens=30, seed=13)]
+    reqs = [Request(MSG, n=3, params=GenParams(temperature=1.0, max_tokens=30, seed=11)),
+            Request(LONG, n=2, params=GenParams(temperature=1.0, max_tokens=20, seed=12, stop=("a", "e"))),
+            Request(MSG, n=3, params=GenParams(temperature=1.0, max_tokens=30, seed=13))]
     together = backend.generate_requests(reqs)
     for req, comps in zip(reqs, together):
         assert [c.text for c in comps] == [c.text for c in backend.generate_requests([req])[0]]

@@ -10,6 +10,8 @@ verifier scores (``verify``), and the context prices each call from the model's 
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 from ttc.backends.base import GenParams, Prompt, Request, generate_each
@@ -63,8 +65,9 @@ class ModelContext:
     def request(self, prompt: Prompt, prefix: str = "", n: int = 1, **overrides) -> Request:
         """A request with the run's sampling settings, any of them overridden (``seed``, ``max_tokens``,
         ``temperature``, ``top_p``, ``stop``, ``logprobs``)."""
-        base = Request.of(prompt, self.params, n, prefix)
-        return Request(**{**base.__dict__, **overrides})
+        if "stop" in overrides:
+            overrides["stop"] = tuple(overrides["stop"])
+        return Request(prompt, prefix, n, dataclasses.replace(self.params, **overrides))
 
     def generate(self, requests: list[Request], context_tokens: list[int | None] | None = None
                  ) -> list[list[Completion]]:

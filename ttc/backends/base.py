@@ -83,30 +83,19 @@ class GenParams:
 
 @dataclass(frozen=True)
 class Request:
-    """``n`` samples of one prompt with their own seed and limits, so requests that differ in any of them
-    share one batch. ``prefix`` is text the assistant has already written: the model reads the rendered
-    prompt (chat template and generation prefix) followed by it, and continues the assistant turn."""
+    """``n`` samples of one prompt with their own sampling parameters (seed, limits, stop strings), so
+    requests that differ in any of them share one batch. ``prefix`` is text the assistant has already
+    written: the model reads the rendered prompt (chat template and generation prefix) followed by it, and
+    continues the assistant turn."""
 
     prompt: Prompt
     prefix: str = ""
     n: int = 1
-    seed: int = 0
-    max_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 1.0
-    stop: tuple[str, ...] = ()
-    logprobs: bool = False
-    thinking_budget: int | None = None  # the engine's native cap on tokens of thought (vLLM), where it has one
+    params: GenParams = GenParams()
 
     @classmethod
     def of(cls, prompt: Prompt, params: GenParams, n: int = 1, prefix: str = "") -> "Request":
-        return cls(prompt, prefix, n, params.seed, params.max_tokens, params.temperature, params.top_p,
-                   tuple(params.stop), params.logprobs, params.thinking_budget)
-
-    @property
-    def params(self) -> GenParams:
-        return GenParams(self.temperature, self.top_p, self.max_tokens, self.seed, self.stop, self.logprobs,
-                         self.thinking_budget)
+        return cls(prompt, prefix, n, params)
 
     def text(self, render) -> Prompt:
         """What the model reads: the prompt itself, or ``render(prompt) + prefix`` for a continuation."""

@@ -108,9 +108,7 @@ class HFBackend(LocalTokenizer):
 
     def sample(self, ids: list[int], params: GenParams, n: int) -> list[Completion]:
         """``n`` continuations of one tokenized prompt (one prefill, the cache repeated ``n`` times)."""
-        return self.sample_batch([(ids, Request("", n=n, seed=params.seed, max_tokens=params.max_tokens,
-                                                temperature=params.temperature, top_p=params.top_p,
-                                                stop=tuple(params.stop), logprobs=params.logprobs))])[0]
+        return self.sample_batch([(ids, Request("", n=n, params=params))])[0]
 
     @torch.inference_mode()
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
@@ -177,7 +175,7 @@ class HFBackend(LocalTokenizer):
             logits = logits[idx].float()
             if mask is not None:
                 mask, positions = mask[idx], positions[idx]
-        gens = [torch.Generator(device=self.device).manual_seed(r.seed) for r in reqs]
+        gens = [torch.Generator(device=self.device).manual_seed(r.params.seed) for r in reqs]
         eos = torch.tensor(self.eos_ids, device=self.device)
         total = len(owner)
         tokens: list[list[int]] = [[] for _ in range(total)]
@@ -185,13 +183,13 @@ class HFBackend(LocalTokenizer):
         finish = ["length"] * total
         texts: list[str | None] = [None] * total
         stops: list[str | None] = [None] * total  # the stop string that ended each sample
-        rows = [s for s in range(total) if reqs[owner[s]].max_tokens > 0]  # rows[j]: the sample of row j
+        rows = [s for s in range(total) if reqs[owner[s]].params.max_tokens > 0]  # rows[j]: the sample of row j
         if len(rows) < total:
             logits = logits[[s for s in rows]]
             self._select(cache, rows)
             if mask is not None:
                 mask, positions = mask[rows], positions[rows]
-        want_logprobs = any(r.logprobs for r in reqs)
+        want_logprobs = any(r.params.logprobs for r in reqs)
         while rows:
             nxt = self._draw(logits, [owner[s] for s in rows], reqs, gens)
             chosen = logits.log_softmax(-1).gather(-1, nxt[:, None])[:, 0].tolist() if want_logprobs else None
@@ -199,7 +197,7 @@ class HFBackend(LocalTokenizer):
             nxt_list = nxt.tolist()
             keep = []
             for j, s in enumerate(rows):
-                req = reqs[owner[s]]
+                req = reqs[owner[s]].params
                 tokens[s].append(nxt_list[j])
                 if req.logprobs:
                     logps[s].append(chosen[j])
@@ -226,7 +224,7 @@ class HFBackend(LocalTokenizer):
             logits = self.model(input_ids=nxt[:, None], **{self.cache_arg: cache}, use_cache=True,
                                 **step).logits[:, -1, :].float()
         out = [self._completion(tokens[s], len(batch[owner[s]][0]), finish[s], texts[s],
-                                logps[s] if reqs[owner[s]].logprobs else None, stops[s]) for s in range(total)]
+                                logps[s] if reqs[owner[s]].params.logprobs else None, stops[s]) for s in range(total)]
         return [[out[s] for s in range(total) if owner[s] == k] for k in range(len(reqs))]
 
     def _select(self, cache, rows: list[int]) -> None:
@@ -237,11 +235,12 @@ class HFBackend(LocalTokenizer):
         """One token per row, each request's rows sampled together with its own generator."""
         if len(set(owners)) == 1:
             r = owners[0]
-            return sample_next(logits, reqs[r].temperature, reqs[r].top_p, gens[r])
+            return sample_next(logits, reqs[r].params.temperature, reqs[r].params.top_p, gens[r])
         nxt = torch.empty(len(owners), dtype=torch.long, device=logits.device)
         for r in dict.fromkeys(owners):
             idx = torch.tensor([j for j, o in enumerate(owners) if o == r], device=logits.device)
-            nxt[idx] = sample_next(logits[idx], reqs[r].temperature, reqs[r].top_p, gens[r])
+            nxt[idx] = sample_next(logits[idx], reqs[r].params.temperature, reqs[r].params.top_p,
+                                   gens[r])
         return nxt
 
     def _hit_stop(self, toks: list[int], stop: tuple[str, ...], texts: list, r: int, stops: list) -> bool:

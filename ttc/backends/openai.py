@@ -257,7 +257,8 @@ class OpenAIBackend:
         if models and self.served_name not in models:
             raise TTCError(f"the server at {self.client.base_url} serves {', '.join(sorted(map(str, models)))}, "
                            f"not {self.served_name!r}")
-        info = {k: v for k, v in models.get(self.served_name, {}).items() if k in ("id", "owned_by", "max_model_len", "root")}
+        info = {k: v for k, v in models.get(self.served_name, {}).items()
+                if k in ("id", "owned_by", "max_model_len", "root")}
         try:
             root = self.client.base_url.rsplit("/v1", 1)[0]
             version = HTTPClient(root, self.client._api_key, timeout=5, retries=0).once("GET", "/version")

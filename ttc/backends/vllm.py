@@ -76,7 +76,7 @@ def has_thinking_budget() -> bool:
     return "thinking_token_budget" in fields
 
 
-def sampling_params(params: GenParams | Request, n: int):
+def sampling_params(params: GenParams, n: int):
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -237,10 +237,10 @@ class VLLMBackend(LocalTokenizer):
             ids = self.encode(r.text(self.render))
             if not ids:
                 raise TTCError("empty prompt")
-            repeat = greedy_repeats(r.temperature, r.n)  # vLLM refuses n > 1 at temperature 0
-            futures.append((self.loop.submit({"prompt_token_ids": ids}, sampling_params(r, r.n // repeat)), r,
+            repeat = greedy_repeats(r.params.temperature, r.n)  # vLLM refuses n > 1 at temperature 0
+            futures.append((self.loop.submit({"prompt_token_ids": ids}, sampling_params(r.params, r.n // repeat)), r,
                             repeat))
-        return [to_completions(self.loop.result(f), r.logprobs) * repeat for f, r, repeat in futures]
+        return [to_completions(self.loop.result(f), r.params.logprobs) * repeat for f, r, repeat in futures]
 
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
         """Raw log-probabilities of each continuation's tokens after ``prefix`` (tokenized apart, then

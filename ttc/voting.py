@@ -151,7 +151,7 @@ def _contested(binomial: _Binomial, g: _Type, types: list, count: np.ndarray, v:
     cum = np.concatenate([np.zeros((cons.size, 1)), np.cumsum(pmf, axis=1)], axis=1)
     rows = np.arange(cons.size)[:, None]
     mu = (c[:, None] * reach * (cum[rows, tied] - cum[rows, below])).sum(axis=0)
-    exact = int((c[:, None] * (reach & (tied > below))).sum(axis=0).max())
+    exact = min(int((c[:, None] * (reach & (tied > below))).sum(axis=0).max()), int((k - v).max()))  # ties use samples
     s, wts = _nodes(_order(mu, pv, exact, tol))
     # truncated pmfs at the roots of unity, from cumulative sums of pmf[j] * omega^(l (lo + j))
     freq = np.arange(size // 2 + 1)
@@ -196,7 +196,7 @@ def _order(mu: np.ndarray, weight: np.ndarray, exact: int, tol: float) -> int:
     keep = mu > 0
     mu, weight = mu[keep], weight[keep]
     for q in range(1, top):
-        if mu.size == 0 or weight @ np.exp(2 * q * np.log(mu) - gammaln(2 * q + 1)) <= tol:
+        if mu.size == 0 or weight @ np.exp(np.minimum(2 * q * np.log(mu) - gammaln(2 * q + 1), 700.0)) <= tol:
             return q
     return top
 

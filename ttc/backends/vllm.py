@@ -127,12 +127,17 @@ class EngineLoop:
         self.thread.start()
 
     def submit(self, prompt: dict, params) -> Future:
-        fut: Future = Future()
+        return self.submit_many([(prompt, params)])[0]
+
+    def submit_many(self, items: list[tuple[dict, object]]) -> list[Future]:
+        """One future per (prompt, params); the requests join the engine together, at the same step."""
+        futs = [Future() for _ in items]
         if self.error is not None:
-            fut.set_exception(RuntimeError(engine_error(self.error)))
+            for fut in futs:
+                fut.set_exception(RuntimeError(engine_error(self.error)))
         else:
-            self.inbox.put((prompt, params, fut))
-        return fut
+            self.inbox.put([(prompt, params, fut) for (prompt, params), fut in zip(items, futs)])
+        return futs
 
     def result(self, fut: Future):
         """The future's result; an error rather than a hang if the engine thread is gone."""
@@ -154,13 +159,13 @@ class EngineLoop:
             while True:
                 if item is None:
                     return False
-                prompt, params, fut = item
-                rid = f"ttc-{next(self.ids)}"
-                try:
-                    self.llm.llm_engine.add_request(rid, prompt, params)
-                    self.waiting[rid] = fut
-                except Exception as e:  # a bad request fails alone
-                    fut.set_exception(e)
+                for prompt, params, fut in item:
+                    rid = f"ttc-{next(self.ids)}"
+                    try:
+                        self.llm.llm_engine.add_request(rid, prompt, params)
+                        self.waiting[rid] = fut
+                    except Exception as e:  # a bad request fails alone
+                        fut.set_exception(e)
                 item = self.inbox.get_nowait()
         except queue.Empty:
             return True
@@ -188,8 +193,8 @@ class EngineLoop:
                     item = self.inbox.get_nowait()
                 except queue.Empty:
                     break
-                if item is not None:
-                    item[2].set_exception(err)
+                for _, _, fut in item or ():
+                    fut.set_exception(err)
 
 
 class VLLMBackend(LocalTokenizer):
@@ -232,15 +237,16 @@ class VLLMBackend(LocalTokenizer):
 
     def generate_requests(self, requests: list[Request]) -> list[list[Completion]]:
         """Every request joins the engine's running batch with its own ``SamplingParams``."""
-        futures = []
-        for r in requests:
+        items, repeats = [], []
+        for r in requests:  # all encoded first, then handed to the engine together
             ids = self.encode(r.text(self.render))
             if not ids:
                 raise TTCError("empty prompt")
-            repeat = greedy_repeats(r.params.temperature, r.n)  # vLLM refuses n > 1 at temperature 0
-            futures.append((self.loop.submit({"prompt_token_ids": ids}, sampling_params(r.params, r.n // repeat)), r,
-                            repeat))
-        return [to_completions(self.loop.result(f), r.params.logprobs) * repeat for f, r, repeat in futures]
+            repeats.append(greedy_repeats(r.params.temperature, r.n))  # vLLM refuses n > 1 at temperature 0
+            items.append(({"prompt_token_ids": ids}, sampling_params(r.params, r.n // repeats[-1])))
+        futures = self.loop.submit_many(items)
+        return [to_completions(self.loop.result(f), r.params.logprobs) * repeat
+                for f, r, repeat in zip(futures, requests, repeats)]
 
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
         """Raw log-probabilities of each continuation's tokens after ``prefix`` (tokenized apart, then

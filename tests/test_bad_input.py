@@ -138,9 +138,12 @@ def test_cli_debug_flag_shows_the_traceback(tmp_path):
 @pytest.mark.parametrize("after", [0.0, 0.05, 0.2])
 def test_early_ctrl_c_exits_130_without_traceback(tmp_path, after):
     """Ctrl-C from the moment ttc's code runs (the interpreter's own start-up, before it, is Python's)."""
+    # A shell that starts a job in the background hands it SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the run the terminal's default, as an interactive Ctrl-C meets it.
     proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "ttc.run", "--out", str(tmp_path / "runs"),
                              "--no-progress"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stderr:  # -X importtime reports each import when it is done
         if line.rstrip().endswith("| ttc"):
             break

@@ -122,6 +122,29 @@ def test_debug_reraises_with_the_cause(capsys, monkeypatch):
         main_with_bug()
 
 
+def test_a_ctrl_c_wrapped_in_another_exception_is_still_an_interrupt(capsys):
+    class Interrupting:  # Python 3.11 wraps what __set_name__ raises in a RuntimeError
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt
+
+    def body():
+        class Owner:
+            field = Interrupting()
+
+    assert cli_guard(body) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted") and err.count("\n") == 1, err
+
+    def chained():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise ValueError("cleanup failed") from e
+
+    assert cli_guard(chained) == 130
+    assert cli_guard(lambda: 1 / 0) == 1  # an ordinary bug stays one
+
+
 def main_with_bug():
     from ttc.errors import debug_requested
 

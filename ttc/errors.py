@@ -32,8 +32,7 @@ def cli_guard(body: Callable[[], int], debug: bool = False) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print("interrupted: finished problems are saved; re-run the same command to resume", file=sys.stderr)
-        return 130
+        return _interrupted()
     except TTCError as e:
         if debug:
             raise
@@ -52,9 +51,29 @@ def cli_guard(body: Callable[[], int], debug: bool = False) -> int:
     except Exception as e:
         if debug:
             raise
+        if _caused_by_interrupt(e):  # Python wraps a Ctrl-C that lands in e.g. a class's __set_name__
+            return _interrupted()
         print(f"error: internal error ({type(e).__name__}: {str(e)[:200]}); re-run with --debug "
               f"(or TTC_DEBUG=1) for the traceback", file=sys.stderr)
         return 1
+
+
+def _interrupted() -> int:
+    print("interrupted: finished problems are saved; re-run the same command to resume", file=sys.stderr)
+    return 130
+
+
+def _caused_by_interrupt(e: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the exceptions that led to ``e`` (its causes and contexts)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def first_line(e: BaseException, limit: int | None = None) -> str:
     """The first line of an exception's message (its type name if the message is empty), for one-line
     ``error:`` messages; cut to ``limit`` characters if given."""

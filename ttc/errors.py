@@ -22,45 +22,38 @@ def debug_requested(flag: bool = False) -> bool:
     return flag or os.environ.get("TTC_DEBUG", "") not in ("", "0")
 
 
-def cli_guard(body: Callable[[], int], debug: bool = False) -> int:
+def cli_guard(body: Callable[[], int], debug: bool = False, sweep: bool = True) -> int:
     """Run a command's body and turn what a user can meet into one ``error:`` line and an exit code:
-    ``TTCError`` and a full disk (ENOSPC, EFBIG, EDQUOT) or other OS error exit 2, Ctrl-C 130, anything
-    else (a bug) 1. With ``debug`` (``--debug`` or ``TTC_DEBUG=1``) everything is re-raised with its
-    traceback, the chained cause included."""
+    ``TTCError`` and a full disk (ENOSPC, EFBIG, EDQUOT) or other OS error exit 2, Ctrl-C 130 (also when
+    Python wrapped it in another exception), anything else (a bug) 1. With ``debug`` (``--debug`` or
+    ``TTC_DEBUG=1``) everything is re-raised with its traceback, the chained cause included. For a ``sweep``
+    (``python -m ttc.run``) the messages say that re-running the command resumes and name its --debug flag;
+    the other commands pass ``sweep=False``."""
     try:
         return body()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as e:
         if debug:
             raise
-        return _interrupted()
-    except TTCError as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        if debug:
-            raise
-        where = f" writing {e.filename}" if e.filename else ""
-        if e.errno in DISK_FULL:
-            print(f"error: disk full or file size limit reached{where} ({e.strerror}); everything finished "
-                  f"before it is kept: free space and re-run the same command to resume", file=sys.stderr)
-        else:
-            print(f"error: {e.strerror or e}{where}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        if debug:
-            raise
-        if _caused_by_interrupt(e):  # Python wraps a Ctrl-C that lands in e.g. a class's __set_name__
-            return _interrupted()
-        print(f"error: internal error ({type(e).__name__}: {str(e)[:200]}); re-run with --debug "
-              f"(or TTC_DEBUG=1) for the traceback", file=sys.stderr)
+        if isinstance(e, KeyboardInterrupt) or _caused_by_interrupt(e):  # e.g. in a class's __set_name__
+            print("interrupted: finished problems are saved; re-run the same command to resume" if sweep
+                  else "interrupted", file=sys.stderr)
+            return 130
+        if isinstance(e, TTCError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if isinstance(e, OSError):
+            where = f" writing {e.filename}" if e.filename else ""
+            if e.errno in DISK_FULL:
+                kept = "; everything finished before it is kept: free space and re-run the same command to " \
+                       "resume" if sweep else ""
+                print(f"error: disk full or file size limit reached{where} ({e.strerror}){kept}", file=sys.stderr)
+            else:
+                print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+            return 2
+        flag = "--debug (or TTC_DEBUG=1)" if sweep else "TTC_DEBUG=1"
+        print(f"error: internal error ({type(e).__name__}: {str(e)[:200]}); re-run with {flag} for the traceback",
+              file=sys.stderr)
         return 1
-
-
-def _interrupted() -> int:
-    print("interrupted: finished problems are saved; re-run the same command to resume", file=sys.stderr)
-    return 130
 
 
 def _caused_by_interrupt(e: BaseException) -> bool:

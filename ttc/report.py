@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from ttc import browse
-from ttc.errors import TTCError
+from ttc.errors import TTCError, cli_guard, debug_requested
 from ttc.report_page import page
 from ttc.routes import extraction_routes
 from ttc.store import write_atomic
@@ -245,15 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-problems", type=int, default=MAX_TEXT_PROBLEMS,
                    help="problems per task/model/sampler whose texts are in the page")
     args = p.parse_args(argv)
-    try:
+
+    def body() -> int:
         if args.samples < 0 or args.max_chars < 1 or args.max_problems < 0:
             raise TTCError("--samples and --max-problems must be >= 0, --max-chars >= 1")
-        path = write_report(args.run_dir, args.samples, args.max_chars, args.max_problems)
-    except TTCError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+        print(write_report(args.run_dir, args.samples, args.max_chars, args.max_problems))
+        return 0
+
+    return cli_guard(body, debug=debug_requested(), sweep=False)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 import pandas as pd
 
 from ttc import browse
-from ttc.errors import TTCError
+from ttc.errors import TTCError, cli_guard, debug_requested
 
 
 def problem_list(stats: pd.DataFrame) -> str:
@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=8, help="samples shown with --problem")
     p.add_argument("--max-chars", type=int, default=4000, help="each shown text is cut at this length")
     args = p.parse_args(argv)
+    return cli_guard(lambda: _show(args), debug=debug_requested(), sweep=False)
+
+
+def _show(args) -> int:
     try:
         light = browse.load_columns(args.run_dir, browse.LIGHT_COLUMNS)
         header = light.attrs.get("header", {})
@@ -111,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             out.append(problem_view(args.run_dir, row, votes[is_key(votes)], texts[is_key(texts)],
                                     light[is_key(light)], header, args.max_chars))
         print("\n\n".join(out))
-    except TTCError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader (head, less) left
         return 0
     return 0
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
 
-from ttc.errors import TTCError
+from ttc.errors import TTCError, cli_guard, debug_requested
 from ttc.importers.common import Imported, write_run
 
 
@@ -57,25 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.format not in FORMATS:
-            raise TTCError(f"unknown format {args.format!r}; known: {', '.join(FORMATS)}")
-        path = Path(args.path)
-        if not path.exists():
-            raise TTCError(f"{path}: no such file or directory")
-        runs = FORMATS[args.format](path, args)
-        if not runs:
-            raise TTCError(f"{path}: no samples found in the {args.format} format")
-        opts = {"format": args.format, "model": args.model, "filter": args.filter, "scorer": args.scorer,
-                "strict_filter": args.strict_filter, "model_config": args.model_config, "tokenizer": args.tokenizer}
-        for imp in runs:
-            digest = hashlib.sha256(json.dumps([imp.digest, opts], sort_keys=True).encode()).hexdigest()
-            store = write_run(imp, Path(args.out), digest, model=args.model, model_config=args.model_config,
-                              tokenizer=args.tokenizer)
-            print(f"{imp.task}: {len(imp.problems)} problems -> {store.root}")
-    except TTCError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return cli_guard(lambda: _import(args), debug=debug_requested(), sweep=False)
+
+
+def _import(args) -> int:
+    if args.format not in FORMATS:
+        raise TTCError(f"unknown format {args.format!r}; known: {', '.join(FORMATS)}")
+    path = Path(args.path)
+    if not path.exists():
+        raise TTCError(f"{path}: no such file or directory")
+    runs = FORMATS[args.format](path, args)
+    if not runs:
+        raise TTCError(f"{path}: no samples found in the {args.format} format")
+    opts = {"format": args.format, "model": args.model, "filter": args.filter, "scorer": args.scorer,
+            "strict_filter": args.strict_filter, "model_config": args.model_config, "tokenizer": args.tokenizer}
+    for imp in runs:
+        digest = hashlib.sha256(json.dumps([imp.digest, opts], sort_keys=True).encode()).hexdigest()
+        store = write_run(imp, Path(args.out), digest, model=args.model, model_config=args.model_config,
+                          tokenizer=args.tokenizer)
+        print(f"{imp.task}: {len(imp.problems)} problems -> {store.root}")
     return 0
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ttc.errors import TTCError
+from ttc.errors import cli_guard, debug_requested
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the run's seed)")
     p.add_argument("--no-plot", action="store_true", help="leave curve.png as it is")
     args = p.parse_args(argv)
-    try:
+
+    def body() -> int:
         from samplers import SAMPLERS
         from ttc.config import parse_budgets
         from ttc.run import print_summary
@@ -27,11 +28,10 @@ def main(argv: list[str] | None = None) -> int:
 
         budgets = parse_budgets(args.budget) if args.budget else None
         write_summary(args.run_dir, SAMPLERS, budgets=budgets, seed=args.seed, plot=not args.no_plot)
-    except TTCError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print_summary(f"{args.run_dir}/summary.csv")
-    return 0
+        print_summary(f"{args.run_dir}/summary.csv")
+        return 0
+
+    return cli_guard(body, debug=debug_requested(), sweep=False)
 
 
 if __name__ == "__main__":

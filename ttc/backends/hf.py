@@ -197,15 +197,15 @@ class HFBackend(LocalTokenizer):
             nxt_list = nxt.tolist()
             keep = []
             for j, s in enumerate(rows):
-                req = reqs[owner[s]].params
+                params = reqs[owner[s]].params
                 tokens[s].append(nxt_list[j])
-                if req.logprobs:
+                if params.logprobs:
                     logps[s].append(chosen[j])
                 if done[j]:
                     finish[s] = "stop"
-                elif req.stop and self._hit_stop(tokens[s], req.stop, texts, s, stops):
+                elif params.stop and self._hit_stop(tokens[s], params.stop, texts, s, stops):
                     finish[s] = "stop"
-                elif len(tokens[s]) < req.max_tokens:
+                elif len(tokens[s]) < params.max_tokens:
                     keep.append(j)
             if not keep:
                 break

@@ -35,6 +35,7 @@ Process scores become one value by ``--prm-agg``: ``last`` (the final step, sear
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -169,10 +170,14 @@ class _HFRewardModel:
     def __init__(self, path: str):
         self.path = path
         self.model = None
+        self._loading = threading.Lock()  # problems score from several threads at once
 
     def load(self):
-        if self.model is not None:
-            return
+        with self._loading:
+            if self.model is None:
+                self._load()
+
+    def _load(self):
         import torch
         import transformers
 
@@ -180,15 +185,16 @@ class _HFRewardModel:
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.path)
-            self.model = self._load_model(transformers, dtype)
+            model = self._load_model(transformers, dtype)
         except OSError as e:
             first = first_line(e)
             raise TTCError(f"cannot load verifier {self.path!r}: {first}") from None
-        self.model.to(device).eval()
+        model.to(device).eval()
         self.device = device
         from ttc.backends.hf import spec_from_model
 
-        self.spec = spec_from_model(self.model)
+        self.spec = spec_from_model(model)
+        self.model = model  # last: a loaded model is a ready one
 
     def _load_model(self, transformers, dtype):
         return getattr(transformers, self.auto_class).from_pretrained(self.path, dtype=dtype)

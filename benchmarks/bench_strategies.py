@@ -5,7 +5,12 @@ strategy on the same problems and prints one row per strategy: seconds, generate
 a digest of the records' texts and FLOPs (equal digests: the same records). ``cpu s`` is the process's
 CPU time (all threads), less sensitive than wall time to other work on a shared machine.
 
-    python benchmarks/bench_strategies.py [--problems 3] [--model smollm2-135m] [--max-tokens 128]
+    python benchmarks/bench_strategies.py [--problems 3] [--model smollm2-135m] [--max-tokens 128] [--concurrency 8]
+
+The problems run as a sweep runs them: on the transformers backend in lock-step groups of ``--concurrency``
+problems whose model calls of a round share one batch (``ttc.rounds``); ``--concurrency 1`` runs one
+problem at a time. Records in bfloat16 depend on what shares a batch, so digests differ between
+concurrencies (not between runs of one).
 
 Strategies measured:
   sample          repeated sampling, 8 samples per problem (one request: the reference, unchanged)
@@ -29,7 +34,7 @@ from samplers import configure_sampler, get_sampler
 from tasks import get_task, load_problems
 from ttc.backends import make_backend
 from ttc.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
-from ttc.runner import solve_problem
+from ttc.runner import in_groups, item_key, solve_problem
 
 CASES = {
     "sample": dict(budgets=(8,), strategy=dict()),
@@ -54,11 +59,14 @@ def main():
     ap.add_argument("--task", default="chain_sum")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--concurrency", type=int, default=None,
+                    help="problems whose rounds share one batch, as in a sweep (default: the backend's)")
     ap.add_argument("--strategies", default="beam,budget_forcing", help=f"comma-separated: {', '.join(CASES)}")
     args = ap.parse_args()
 
     base = RunConfig(sampling=SamplingConfig(max_tokens=args.max_tokens))
-    base = dataclasses.replace(base, backend=dataclasses.replace(base.backend, dtype=args.dtype))
+    base = dataclasses.replace(base, backend=dataclasses.replace(base.backend, dtype=args.dtype,
+                                                                 concurrency=args.concurrency))
     backend = make_backend("hf", args.model, base)
     task = get_task(args.task)
     problems = load_problems(task, args.problems, 0)
@@ -72,14 +80,24 @@ def main():
         sampler = configure_sampler(get_sampler(real), config)
         records, start, cpu = [], time.perf_counter(), time.process_time()
         with tempfile.TemporaryDirectory() as tmp:
-            for p in problems:
-                records += solve_problem(backend, task, real, sampler, p, args.model, config, tmp)
+            items = [(args.model, args.task, real, p) for p in problems]
+
+            def solve(item, submit=None):
+                return solve_problem(backend, task, real, sampler, item[3], args.model, config, tmp, submit)
+
+            if backend.lockstep and backend.concurrency > 1:  # as a sweep runs them: lock-step groups
+                stream = in_groups(items, set(map(item_key, items)), solve, backend, backend.concurrency)
+                done = {item_key(item): recs for item, recs in stream}
+            else:
+                done = {item_key(item): solve(item) for item in items}
+            for item in items:  # in problem order, whatever order they finished in
+                records += done[item_key(item)]
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         tokens = sum(r.generated_tokens for r in records)
         rows.append((name, len(problems), len(records), seconds, cpu, tokens, digest(records)))
     load = os.getloadavg()
     print(f"model {args.model} (hf, dtype {backend.info.identity.get('dtype')}), task {args.task}, "
-          f"max_tokens {args.max_tokens}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+          f"max_tokens {args.max_tokens}, concurrency {backend.concurrency}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'strategy':<16}{'problems':>9}{'records':>9}{'wall s':>9}{'cpu s':>9}{'tokens':>8}  digest")
     for name, n, recs, s, cpu, tok, d in rows:
         print(f"{name:<16}{n:>9}{recs:>9}{s:>9.1f}{cpu:>9.1f}{tok:>8}  {d}")

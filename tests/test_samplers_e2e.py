@@ -1,5 +1,6 @@
 """Every strategy end to end through the runner and the CLI: the tiny fixture model, then the embedded one."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -55,6 +56,44 @@ def test_all_strategies_in_one_sweep_on_the_tiny_model(tiny_model_dir, tmp_path)
     loads.clear()
     run_sweep(config, backend_factory=factory, progress=False)
     assert loads == [] and len(load_run(store.root)) == len(df)
+
+
+def test_lockstep_groups_change_no_record_where_decoding_ignores_the_batch(tiny_model_dir, tmp_path):
+    """Every strategy, the problems run one at a time and then in one lock-step group whose rounds share
+    batches: in float32 the tiny model samples a row's tokens the same whatever shares its batch (its
+    log-probabilities agree to rounding), so the records are the same, while the group made fewer, larger
+    backend calls."""
+    from ttc.backends.hf import HFBackend
+
+    calls = {}
+
+    def factory(concurrency):
+        def make(model, config):
+            backend = HFBackend(model, dtype="float32", device="cpu", concurrency=concurrency)
+            batch = backend.generate_requests
+
+            def counted(requests):
+                calls[concurrency] = calls.get(concurrency, 0) + 1
+                return batch(requests)
+
+            backend.generate_requests = counted
+            return backend
+        return make
+
+    config = RunConfig(sweep=SweepConfig(models=(tiny_model_dir,), samplers=("sample", "budget_forcing", "beam"),
+                                         budgets=(1, 2), limit=3),
+                       sampling=SamplingConfig(max_tokens=12),
+                       strategy=StrategyConfig(think_budgets=(4, 8), chains=2, max_steps=3))
+    one = run_sweep(dataclasses.replace(config, out=str(tmp_path / "one")), backend_factory=factory(1),
+                    progress=False)
+    group = run_sweep(dataclasses.replace(config, out=str(tmp_path / "group")), backend_factory=factory(9),
+                      progress=False)
+    a, b = load_run(one.root), load_run(group.root)
+    assert a.drop(columns="extra").equals(b.drop(columns="extra"))  # texts, tokens, answers, FLOPs
+    for x, y in zip(a["extra"], b["extra"]):  # a search's scores are mean log-probs: equal to rounding
+        assert x.keys() == y.keys()
+        assert all(x[k] == pytest.approx(y[k], rel=1e-6) if isinstance(x[k], float) else x[k] == y[k] for k in x)
+    assert calls[9] < calls[1] / 2
 
 
 def store_spec(store):

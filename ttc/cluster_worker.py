@@ -49,7 +49,9 @@ class Worker:
         c = self.config
         self.backend = (self.factory or (lambda m, cfg: make_backend(cfg.backend.name, m, cfg)))(self.model, c)
         self.samplers = {name: configure_sampler(get_sampler(name), c) for name in c.sweep.samplers}
-        width = getattr(self.backend, "concurrency", 1)
+        # a backend that decodes one batch at a time (hf) takes one problem at a time here: the cluster's
+        # driver hands out problems one by one, so there are no fixed groups to run in lock-step
+        width = 1 if self.backend.lockstep else self.backend.concurrency
         self.slots = threading.BoundedSemaphore(width)
         return width, self.backend.info, os.getpid()
 

@@ -50,10 +50,12 @@ class Spent:
 
 class ModelContext:
     """One model for one problem's strategy run. ``params`` are the run's sampling settings, the defaults
-    of ``request``."""
+    of ``request``. ``submit`` replaces the backend's ``generate_requests`` (the runner's lock-step rounds,
+    ``ttc.rounds``, which merge several problems' calls into one batch)."""
 
-    def __init__(self, backend, params: GenParams):
+    def __init__(self, backend, params: GenParams, submit=None):
         self._backend = backend
+        self._submit = submit
         self.params = params
         self.spec: ModelSpec = backend.info.spec
         self.shares_prefill: bool = bool(backend.shares_prefill)
@@ -77,7 +79,7 @@ class ModelContext:
         prompt plus written tokens), else at the completion's prompt tokens."""
         if not requests:
             return []
-        gen = getattr(self._backend, "generate_requests", None)
+        gen = self._submit or getattr(self._backend, "generate_requests", None)
         out = gen(requests) if gen is not None else generate_each(self._backend, requests)
         contexts = context_tokens or [None] * len(requests)
         for comps, ctx in zip(out, contexts):

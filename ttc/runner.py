@@ -30,6 +30,7 @@ from ttc.lock import run_lock
 from ttc.models import check_model_name
 from ttc.provenance import git_state, host_info, library_versions
 from ttc.records import SCHEMA_VERSION, SampleRecord
+from ttc.rounds import Rounds
 from ttc.store import RunStore
 from ttc.summary import write_summary
 
@@ -122,13 +123,14 @@ def make_records(task, problem, sampler_name, model_name, shares_prefill: bool, 
 
 
 def solve_problem(backend, task, sampler_name: str, sampler, problem, model: str, config: RunConfig,
-                  run_dir: Path) -> list[SampleRecord]:
+                  run_dir: Path, submit=None) -> list[SampleRecord]:
     """Generate, grade and cost one problem: the unit of work every executor (threads, a cluster) runs.
-    Its sampling seed depends only on the run seed, the task, the sampler and the problem."""
+    Its sampling seed depends only on the run seed, the task, the sampler and the problem. ``submit``
+    stands in for the backend's ``generate_requests`` (lock-step rounds, ``in_groups``)."""
     samp = config.sampling
     seed = problem_seed(samp.seed, task.name, sampler_name, problem.id)
     ctx = ModelContext(backend, GenParams(temperature=samp.temperature, top_p=samp.top_p,
-                                          max_tokens=samp.max_tokens, seed=seed))
+                                          max_tokens=samp.max_tokens, seed=seed), submit=submit)
     try:
         outputs = sampler.run(ctx, task, problem, seed)
     except TTCError:
@@ -166,6 +168,30 @@ def in_flight(items: list, fn: Callable, width: int):
         pool.shutdown(wait=False, cancel_futures=True)
     if error is not None:
         raise error
+
+
+def item_key(item) -> tuple:
+    """(model, task, sampler, problem id) of a sweep item."""
+    model, tname, sname, problem = item
+    return model, tname, sname, problem.id
+
+
+def in_groups(items: list, pending: set, fn: Callable, backend, width: int):
+    """Yield ``(item, fn(item, submit))`` for every item whose ``item_key`` is in ``pending``, the items run in lock-step groups of
+    ``width`` on a backend that decodes one batch at a time (``ttc.rounds``): each group's model calls of a
+    round are merged into one batch. Groups are consecutive runs of ``items`` (all of a model's items, done
+    or not), so a resumed run forms the same groups as an uninterrupted one and, where a backend's outputs
+    depend on what shares a batch, gives the same records: a group with some items done runs them again
+    and their records are dropped. After a failure the group finishes (its other items are yielded) and no
+    new group starts."""
+    rounds = Rounds(backend.generate_requests)
+    for start in range(0, len(items), width):
+        group = items[start:start + width]
+        if not any(item_key(item) in pending for item in group):
+            continue
+        for item, result in rounds.run(group, fn):
+            if item_key(item) in pending:
+                yield item, result
 
 
 def close_backend(backend) -> None:
@@ -216,12 +242,14 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
     store = RunStore.open(config.out, config.run_id, build_header(config))
     sweep = config.sweep
 
-    todo = []  # (model, task, sampler, problem) still to generate
+    planned, todo = [], []  # every (model, task, sampler, problem) of the sweep; those still to generate
     for model in sweep.models:
         for tname in sweep.tasks:
             for sname in sweep.samplers:
                 done = store.shard(tname, model, sname).done()
-                todo += [(model, tname, sname, p) for p in problems[tname] if p.id not in done]
+                items = [(model, tname, sname, p) for p in problems[tname]]
+                planned += items
+                todo += [item for item in items if item[3].id not in done]
     per_model = len(sweep.samplers) * sum(len(p) for p in problems.values())  # problems x samplers of a model
 
     if config.cluster.address is not None:  # the same items, handed to backend replicas on a Ray cluster
@@ -237,10 +265,10 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
     backend = None
     model_of = [None]  # the model being swept, read by the problem threads
 
-    def generate(item):
+    def generate(item, submit=None):
         _, tname, sname, problem = item
         return solve_problem(backend, tasks[tname], sname, samplers[sname], problem, model_of[0], config,
-                             store.root)
+                             store.root, submit)
 
     try:
         for model in sweep.models:
@@ -251,10 +279,16 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
             backend = None
             backend = factory(model, config)
             register_model(store, model, backend.info, resuming=len(items) < per_model)
-            # Backends that batch (vllm) or serve (openai) take several problems at once; hf takes one.
+            # Backends that batch (vllm) or serve (openai) take several problems' calls at once; on one that
+            # decodes a batch at a time (hf), groups of problems run in lock-step rounds that share batches.
             width = backend.concurrency
             model_of[0] = model
-            for (_, tname, sname, problem), records in in_flight(items, generate, width):
+            if backend.lockstep and width > 1:
+                everything = [item for item in planned if item[0] == model]
+                stream = in_groups(everything, set(map(item_key, items)), generate, backend, width)
+            else:
+                stream = in_flight(items, generate, width)
+            for (_, tname, sname, problem), records in stream:
                 store.shard(tname, model, sname).append_problem(records)
                 tokens += sum(r.generated_tokens for r in records)
                 bar.update(1)

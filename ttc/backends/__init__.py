@@ -11,7 +11,8 @@ from ttc.errors import TTCError
 def _hf(model: str, config):
     from ttc.backends.hf import HFBackend
 
-    return HFBackend(model, dtype=config.backend.dtype, chat_template_kwargs=config.backend.chat_template_kwargs)
+    b = config.backend
+    return HFBackend(model, dtype=b.dtype, chat_template_kwargs=b.chat_template_kwargs, concurrency=b.concurrency)
 
 
 def _vllm(model: str, config):

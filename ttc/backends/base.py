@@ -129,6 +129,9 @@ class Backend(Protocol):
     info: ModelInfo
     shares_prefill: bool  # True if the n samples of one prompt are decoded from one prefill
     concurrency: int  # problems the runner keeps in flight at once (1: one at a time)
+    # True: the backend decodes one batch at a time and the runner runs ``concurrency`` problems in lock-step
+    # rounds whose calls it merges into one batch each (ttc.rounds); False: it takes concurrent calls itself
+    lockstep: bool
 
     def close(self) -> None:
         """Release the engine or server the backend holds (a no-op where there is none)."""

@@ -25,6 +25,10 @@ from ttc.models import resolve_model
 from ttc.records import Completion
 
 
+# Problems whose rounds share one batch. Measured on 2 cores with the embedded model: see the README.
+DEFAULT_CONCURRENCY = 8
+
+
 def torch_dtype(dtype: str, device: str) -> torch.dtype:
     """The torch dtype of ``--dtype`` (the vLLM backend's string is ``vllm.engine_dtype``). ``auto``: bfloat16
     on GPUs and on CPUs with native bfloat16, float32 on other CPUs. Measured with
@@ -58,12 +62,13 @@ def spec_from_model(model) -> ModelSpec:
 
 class HFBackend(LocalTokenizer):
     shares_prefill = True
-    concurrency = 1  # one problem at a time: its requests already fill the batch
+    lockstep = True  # one batch at a time: the runner merges its problems' rounds (ttc.rounds)
 
     def __init__(self, model: str, dtype: str = "auto", device: str | None = None,
-                 chat_template_kwargs: dict | None = None):
+                 chat_template_kwargs: dict | None = None, concurrency: int | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        self.concurrency = concurrency or DEFAULT_CONCURRENCY
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.template_kwargs = dict(chat_template_kwargs or {})
         source = resolve_model(model)

@@ -233,6 +233,7 @@ class OpenAIBackend:
                                  liveness=liveness)
         self.served_name = served_name or model
         self.concurrency = concurrency or DEFAULT_CONCURRENCY
+        self.lockstep = False  # the server batches concurrent requests itself
         self.slots = threading.BoundedSemaphore(self.concurrency)
         self._on_close = on_close
         served = self._check_server()

@@ -219,6 +219,7 @@ class VLLMBackend(LocalTokenizer):
         self.tokenizer = self.llm.get_tokenizer()
         self.shares_prefill = bool(kwargs.get("enable_prefix_caching"))
         self.concurrency = concurrency or DEFAULT_CONCURRENCY
+        self.lockstep = False  # the engine loop merges concurrent calls itself
         mc = self.llm.llm_engine.model_config
         identity = dict(source.identity)
         identity.update(backend="vllm", vllm_version=vllm.__version__, engine_args=kwargs,

@@ -1,0 +1,219 @@
+"""Lock-step rounds (ttc.rounds): several problems' calls merged into one backend call per round, in a
+deterministic composition, with failures and interrupts kept to the problems they belong to."""
+
+import random
+import threading
+import time
+
+import pytest
+
+from conftest import scripted
+from ttc import load_run
+from ttc.backends.base import GenParams, Request, generate_each
+from ttc.backends.fake import FakeBackend
+from ttc.config import RunConfig, SweepConfig
+from ttc.errors import TTCError
+from ttc.records import Completion
+from ttc.rounds import Abandoned, Rounds
+from ttc.runner import run_sweep
+
+
+def req(tag: str, n: int = 1) -> Request:
+    return Request(tag, n=n, params=GenParams())
+
+
+class Recorder:
+    """A backend batch function that records each call's request tags and answers ``tag@call``."""
+
+    def __init__(self, fail_on: int | None = None, interrupt_on: int | None = None):
+        self.calls: list[list[str]] = []
+        self.fail_on, self.interrupt_on = fail_on, interrupt_on
+        self.threads: set[str] = set()
+
+    def __call__(self, requests):
+        self.threads.add(threading.current_thread().name)
+        self.calls.append([r.prompt for r in requests])
+        if len(self.calls) == self.fail_on:
+            raise RuntimeError("engine died")
+        if len(self.calls) == self.interrupt_on:
+            raise KeyboardInterrupt
+        return [[Completion(f"{r.prompt}@{len(self.calls)}", 1, 1, "stop")] * r.n for r in requests]
+
+
+def strategy(steps: int, jitter: bool = True):
+    """A problem that makes ``steps`` calls of one request each, sleeping a random while between them, so
+    threads arrive in a different order on every run."""
+
+    def fn(item, submit):
+        texts = []
+        for s in range(steps):
+            if jitter:
+                time.sleep(random.random() * 0.01)
+            texts.append(submit([req(f"{item}.{s}")])[0][0].text)
+        return texts
+
+    return fn
+
+
+def test_each_round_merges_every_waiting_problem_in_item_order():
+    rec = Recorder()
+    rounds = Rounds(rec)
+    items = ["a", "b", "c"]
+    steps = {"a": 1, "b": 3, "c": 2}
+    out = dict(rounds.run(items, lambda item, submit: strategy(steps[item])(item, submit)))
+    # round 1: all three; round 2: b and c (a has finished); round 3: b alone
+    assert rec.calls == [["a.0", "b.0", "c.0"], ["b.1", "c.1"], ["b.2"]]
+    assert out == {"a": ["a.0@1"], "b": ["b.0@1", "b.1@2", "b.2@3"], "c": ["c.0@1", "c.1@2"]}
+    assert rounds.rounds == rounds.calls == 3
+    assert rec.threads == {threading.current_thread().name}  # the backend runs in the caller's thread only
+
+
+def test_rounds_do_not_depend_on_thread_timing():
+    runs = []
+    for _ in range(5):
+        rec = Recorder()
+        steps = {"a": 2, "b": 4, "c": 1, "d": 3}
+        dict(Rounds(rec).run(list(steps), lambda item, submit: strategy(steps[item])(item, submit)))
+        runs.append(rec.calls)
+    assert all(r == runs[0] for r in runs)
+
+
+def test_a_round_is_cut_into_chunks_of_at_most_max_rows():
+    rec = Recorder()
+
+    def fn(item, submit):
+        n = {"a": 3, "b": 2, "c": 5}[item]
+        return [len(c) for c in submit([req(item, n)])]
+
+    out = dict(Rounds(rec, max_rows=4).run(["a", "b", "c"], fn))
+    assert rec.calls == [["a"], ["b"], ["c"]]  # 3 + 2 > 4, and 5 alone exceeds the cap: its own chunk
+    assert out == {"a": [3], "b": [2], "c": [5]}
+    with pytest.raises(ValueError):
+        Rounds(rec, max_rows=0)
+
+
+def test_a_failing_problem_does_not_stop_the_others_and_is_raised_after():
+    rec = Recorder()
+
+    def fn(item, submit):
+        if item == "b":
+            submit([req("b.0")])
+            raise ValueError("grader bug")
+        return strategy(3, jitter=False)(item, submit)
+
+    got = []
+    with pytest.raises(ValueError, match="grader bug"):
+        for item, texts in Rounds(rec).run(["a", "b", "c"], fn):
+            got.append(item)
+    assert sorted(got) == ["a", "c"]
+    assert rec.calls[0] == ["a.0", "b.0", "c.0"] and rec.calls[1:] == [["a.1", "c.1"], ["a.2", "c.2"]]
+
+
+def test_a_backend_failure_reaches_every_caller_of_its_round():
+    rec = Recorder(fail_on=2)
+    errors = []
+
+    def fn(item, submit):
+        try:
+            return strategy(3, jitter=False)(item, submit)
+        except RuntimeError as e:
+            errors.append((item, str(e)))
+            raise
+
+    with pytest.raises(RuntimeError, match="engine died"):
+        list(Rounds(rec).run(["a", "b"], fn))
+    assert sorted(errors) == [("a", "engine died"), ("b", "engine died")]
+
+
+def test_an_interrupt_in_a_round_abandons_the_problems_threads():
+    rec = Recorder(interrupt_on=2)
+    ended = []
+
+    def fn(item, submit):
+        try:
+            return strategy(5, jitter=False)(item, submit)
+        except Abandoned:
+            ended.append(item)
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        list(Rounds(rec).run(["a", "b", "c"], fn))
+    deadline = time.time() + 5
+    while len(ended) < 3 and time.time() < deadline:
+        time.sleep(0.01)
+    assert sorted(ended) == ["a", "b", "c"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("ttc-problem-")]
+
+
+class BatchShapeFake(FakeBackend):
+    """A lock-step fake whose completions depend on what shares their batch, as bfloat16 decoding does:
+    each reply carries the number of rows in its backend call."""
+
+    lockstep = True
+
+    def __init__(self, concurrency: int, fail_after: int | None = None):
+        super().__init__(scripted(), fail_after=fail_after)
+        self.concurrency = concurrency
+        self.batches: list[int] = []
+
+    def generate_requests(self, requests):
+        rows = sum(r.n for r in requests)
+        self.batches.append(len(requests))
+        out = generate_each(self, requests)
+        return [[Completion(f"{c.text} rows={rows}", c.prompt_tokens, c.generated_tokens, c.finish_reason)
+                 for c in comps] for comps in out]
+
+
+def sweep_config(out):
+    return RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=("smollm2-135m",), budgets=(1, 2, 4),
+                                       limit=7), out=str(out))
+
+
+def test_a_sweep_runs_problems_in_lockstep_groups(tmp_path):
+    backends = []
+
+    def factory(model, cfg):
+        backends.append(BatchShapeFake(concurrency=3))
+        return backends[-1]
+
+    store = run_sweep(sweep_config(tmp_path), backend_factory=factory, progress=False)
+    df = load_run(store.root)
+    assert sorted(df["problem_id"].unique()) == sorted(set(df["problem_id"]))
+    assert df["problem_id"].nunique() == 7 and len(df) == 7 * 4
+    # groups of 3, 3 and 1 problems: one backend call per group (each problem asks once)
+    assert backends[0].batches == [3, 3, 1]
+
+
+def test_a_resumed_lockstep_sweep_gives_the_uninterrupted_records(tmp_path, monkeypatch):
+    """Outputs that depend on the batch's shape: a run that fails on one problem of the second group (its
+    other two are stored), then a resume, still gives exactly the records of an uninterrupted run, because
+    the resumed run forms the same groups: it runs the whole second group again and stores only the
+    missing problem."""
+    from tasks.rg import ReasoningGymTask
+
+    ref = run_sweep(sweep_config(tmp_path / "a"), backend_factory=lambda m, c: BatchShapeFake(3), progress=False)
+    ids = list(dict.fromkeys(load_run(ref.root)["problem_id"]))
+    grade = ReasoningGymTask.grade
+
+    def failing(self, answer, problem):
+        if problem.id == ids[4]:
+            raise RuntimeError("grader crashed")
+        return grade(self, answer, problem)
+
+    monkeypatch.setattr(ReasoningGymTask, "grade", failing)
+    with pytest.raises(RuntimeError, match="grader crashed"):
+        run_sweep(sweep_config(tmp_path / "b"), backend_factory=lambda m, c: BatchShapeFake(3), progress=False)
+    partial = load_run(tmp_path / "b" / ref.root.name)
+    assert set(partial["problem_id"]) == set(ids[:4] + ids[5:6])  # the failed group's others were kept
+    monkeypatch.setattr(ReasoningGymTask, "grade", grade)
+    backends = []
+
+    def factory(model, cfg):
+        backends.append(BatchShapeFake(3))
+        return backends[-1]
+
+    resumed = run_sweep(sweep_config(tmp_path / "b"), backend_factory=factory, progress=False)
+    assert backends[0].batches == [3, 1]  # the second group again, whole; then the last
+    a, b = load_run(ref.root), load_run(resumed.root)
+    assert a.equals(b)
+    assert set(a["text"].str.extract(r"rows=(\d+)")[0].astype(int)) == {3 * 4, 1 * 4}

@@ -4,7 +4,6 @@ tiny fixture models of growing size (and skill, by construction) fitted on the r
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from conftest import build_tiny_model

@@ -12,7 +12,6 @@ from ttc import load_run
 from ttc.backends.base import GenParams, Request, generate_each
 from ttc.backends.fake import FakeBackend
 from ttc.config import RunConfig, SweepConfig
-from ttc.errors import TTCError
 from ttc.records import Completion
 from ttc.rounds import Abandoned, Rounds
 from ttc.runner import run_sweep

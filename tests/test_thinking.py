@@ -9,7 +9,7 @@ from samplers.budget_forcing import BudgetForcing
 from ttc.backends.base import GenParams, ModelInfo
 from ttc.backends.fake import FAKE_SPEC
 from ttc.context import ModelContext
-from ttc.config import BackendConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig
+from ttc.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig
 from ttc.errors import TTCError
 from ttc.records import Completion
 from ttc.run import parse_template_kwargs

@@ -12,7 +12,8 @@ Generated once at the largest cap: a run capped at B is identical to the longest
 token of thought, so the chains grow cap by cap (each segment continues the assistant turn after the
 text so far, a request ``prefix``, on any backend that continues a turn and honours multi-token stop
 strings), and only the forced answers are decoded per cap. One record per chain and cap. Every round
-of thinking decodes all unfinished chains in one batch, and so does every cap's answers.
+of thinking decodes all unfinished chains in one batch, and a cap's answers share the batch of the next
+cap's first round of thought.
 
 Where the backend caps thinking natively (vLLM with ``thinking_token_budget`` and an engine
 ``reasoning_config``), a run with ``--think-end`` and no ``--num-wait`` hands each cap to the engine instead
@@ -37,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from samplers.base import ModelContext, Output
+from ttc.backends.base import Request
 from samplers.common import ANSWER_SALT, sub_seed
 from ttc.records import Completion
 from ttc.tables import table_from_problems
@@ -52,6 +54,18 @@ class Chain:
     waits: int = 0
     ended: bool = False  # ended its thinking on its own
     answer: tuple | None = None  # (answer text, answer tokens, inserted tokens) once ended
+    answer_asked: bool = False  # that answer is requested (decoded with the next round)
+
+
+@dataclasses.dataclass
+class Held:
+    """The chains as they stood at a cap, the answer requests that finish their records, and for each
+    request (chain index, the text appended before the answer)."""
+
+    cap: int
+    chains: list[Chain]
+    requests: list[Request] = dataclasses.field(default_factory=list)
+    asked: list[tuple[int, str]] = dataclasses.field(default_factory=list)
 
 
 class BudgetForcing:
@@ -76,22 +90,31 @@ class BudgetForcing:
         """One record per chain and thought cap (``--think-budget``; the sweep's budgets are not read)."""
         return self.chains * len(self.think_budgets)
 
-    def _think(self, ctx: ModelContext, prompt, seed: int, chains: list[Chain], cap: int, first: bool):
+    def _think(self, ctx: ModelContext, prompt, seed: int, chains: list[Chain], cap: int, first: bool,
+               ride: list[Request] = ()) -> tuple[int | None, list]:
         """Grow every chain that is still thinking up to ``cap`` tokens of thought, all chains in one
-        batch per round; return the prompt's token count when this call generated from the bare prompt."""
+        batch per round, the ``ride`` requests (the previous cap's answers) decoded in the first round's
+        batch. Returns the prompt's token count when this call generated from the bare prompt (else None),
+        and the ``ride`` requests' completions."""
         stop = (self.think_end,) if self.think_end else ()
-        rounds, prompt_tokens = 0, None
+        rounds, prompt_tokens, ridden = 0, None, []
         while True:
             todo = [i for i, ch in enumerate(chains) if not ch.ended and ch.think_tokens < cap]
-            if not todo:
-                return prompt_tokens
+            if not todo and (rounds or not ride):
+                return prompt_tokens, ridden
             if first and rounds == 0:  # all chains start from the prompt: one shared prefill
-                outs = ctx.generate([ctx.request(prompt, n=len(chains), seed=seed, max_tokens=cap, stop=stop)])[0]
-                prompt_tokens = outs[0].prompt_tokens
+                requests = [ctx.request(prompt, n=len(chains), seed=seed, max_tokens=cap, stop=stop)]
             else:
                 requests = [ctx.request(prompt, chains[i].text, seed=sub_seed(seed, i, cap, rounds),
                                         max_tokens=cap - chains[i].think_tokens, stop=stop) for i in todo]
-                outs = [comps[0] for comps in ctx.generate(requests)]
+            extra = list(ride) if rounds == 0 else []
+            results = ctx.generate(requests + extra)
+            results, ridden = results[:len(requests)], ridden + results[len(requests):]
+            if first and rounds == 0:
+                outs = results[0]
+                prompt_tokens = outs[0].prompt_tokens
+            else:
+                outs = [comps[0] for comps in results]
             for i, c in zip(todo, outs):
                 ch = chains[i]
                 ch.text += c.text
@@ -107,24 +130,49 @@ class BudgetForcing:
                         ch.ended = True
             rounds += 1
 
-    def _answers(self, ctx: ModelContext, prompt, seed: int, todo: list[tuple[int, Chain, bool]], cap: int
-                 ) -> list[tuple]:
-        """For each (chain index, chain, forced): (appended text, answer tokens, inserted tokens) of the
-        answer after its thinking, the greedy answers of all chains decoded in one batch."""
-        out: list[tuple | None] = [None] * len(todo)
-        requests, where, glues = [], [], []
-        for k, (i, ch, forced) in enumerate(todo):
+    def _hold(self, ctx: ModelContext, prompt, seed: int, chains: list[Chain], cap: int) -> "Held":
+        """Every chain as it stands at ``cap``, and the answer requests that finish its records: a greedy
+        answer after each forced chain (the end-of-thinking delimiter and the answer prefix appended), and
+        after each chain that ended on its own and has no answer yet (the delimiter only; a model without
+        thinking tags has already answered). The answers are decoded with the next cap's first round."""
+        held = Held(cap, [dataclasses.replace(ch) for ch in chains])
+        for i, ch in enumerate(chains):
+            if ch.ended and (ch.answer is not None or ch.answer_asked):
+                continue
+            forced = not ch.ended
             if not forced and not self.think_end:  # no thinking tags: a chain that ended has answered
-                out[k] = ("", 0, 0)
+                ch.answer = ("", 0, 0)
                 continue
             glue = self.think_end + (self.answer_prefix if forced else "")
-            requests.append(ctx.request(prompt, ch.text + glue, temperature=0.0, max_tokens=self.answer_tokens,
-                                        stop=(), seed=sub_seed(seed, i, cap, ANSWER_SALT)))
-            where.append(k)
-            glues.append(glue)
-        for k, glue, comps in zip(where, glues, ctx.generate(requests)):
+            held.requests.append(ctx.request(prompt, ch.text + glue, temperature=0.0, max_tokens=self.answer_tokens,
+                                             stop=(), seed=sub_seed(seed, i, cap, ANSWER_SALT)))
+            held.asked.append((i, glue))
+            ch.answer_asked = not forced
+        return held
+
+    def _records(self, ctx: ModelContext, held: "Held", answers: list, chains: list[Chain], prompt_tokens: int
+                 ) -> list[Output]:
+        """The records of every chain at ``held.cap``, once its answer requests have been decoded: each costed
+        as a stand-alone run capped there (``Cost.attribution == "counterfactual"``)."""
+        forced_answers = {}
+        for (i, glue), comps in zip(held.asked, answers):
             c = comps[0]
-            out[k] = (glue + c.text, c.generated_tokens, ctx.count_tokens(glue))
+            answer = (glue + c.text, c.generated_tokens, ctx.count_tokens(glue))
+            if held.chains[i].ended:  # its thinking is over: the same answer at every larger cap
+                chains[i].answer = answer
+            else:
+                forced_answers[i] = answer
+        out = []
+        for i, ch in enumerate(held.chains):
+            tail, ans_tokens, ins = chains[i].answer if ch.ended else forced_answers[i]
+            generated = ch.think_tokens + ans_tokens
+            inserted = ch.inserted + ins
+            comp = Completion(ch.text + tail, prompt_tokens, generated, "stop")
+            cost = ctx.cost(comp, decode=ctx.decode_flops(prompt_tokens, generated, inserted),
+                            attribution="counterfactual")
+            out.append(Output(comp, cost, {"think_budget": held.cap, "chain": i, "think_tokens": ch.think_tokens,
+                                           "forced": not ch.ended, "waits": ch.waits, "inserted_tokens": inserted,
+                                           "answer_tokens": ans_tokens}))
         return out
 
     def run_native(self, ctx: ModelContext, prompt) -> list[Output]:
@@ -148,32 +196,22 @@ class BudgetForcing:
 
     def run(self, ctx: ModelContext, task, problem, seed: int) -> list[Output]:
         """The chains grown cap by cap; at each cap every chain's record is what a run capped there gives,
-        costed as that stand-alone run (``Cost.attribution == "counterfactual"``). Where the engine caps
-        thinking natively, the caps go to it instead (``run_native``)."""
+        costed as that stand-alone run (``Cost.attribution == "counterfactual"``). A cap's answers are
+        decoded in one batch with the next cap's first round of thought. Where the engine caps thinking
+        natively, the caps go to it instead (``run_native``)."""
         prompt = task.prompt(problem)
         if ctx.native_thinking_budget and self.think_end and not self.num_wait:
             return self.run_native(ctx, prompt)
         chains = [Chain() for _ in range(self.chains)]
-        prompt_tokens = None
-        out = []
+        prompt_tokens, held, out = None, None, []
         for b, cap in enumerate(self.think_budgets):
-            first = self._think(ctx, prompt, seed, chains, cap, first=(b == 0))
+            first, answers = self._think(ctx, prompt, seed, chains, cap, first=(b == 0),
+                                         ride=held.requests if held else ())
             prompt_tokens = first if prompt_tokens is None else prompt_tokens
-            todo = [(i, ch, not ch.ended) for i, ch in enumerate(chains) if not ch.ended or ch.answer is None]
-            answers = dict(zip([i for i, _, _ in todo], self._answers(ctx, prompt, seed, todo, cap)))
-            for i, ch in enumerate(chains):
-                forced = not ch.ended
-                if ch.ended and ch.answer is None:
-                    ch.answer = answers[i]
-                tail, ans_tokens, ins = ch.answer if ch.ended else answers[i]
-                generated = ch.think_tokens + ans_tokens
-                inserted = ch.inserted + ins
-                comp = Completion(ch.text + tail, prompt_tokens, generated, "stop")
-                cost = ctx.cost(comp, decode=ctx.decode_flops(prompt_tokens, generated, inserted),
-                                attribution="counterfactual")
-                out.append(Output(comp, cost, {"think_budget": cap, "chain": i, "think_tokens": ch.think_tokens,
-                                               "forced": forced, "waits": ch.waits, "inserted_tokens": inserted,
-                                               "answer_tokens": ans_tokens}))
+            if held is not None:
+                out += self._records(ctx, held, answers, chains, prompt_tokens)
+            held = self._hold(ctx, prompt, seed, chains, cap)
+        out += self._records(ctx, held, ctx.generate(held.requests), chains, prompt_tokens)
         return out
 
     def evaluate(self, df: pd.DataFrame, budgets: tuple[int, ...], seed: int = 0) -> pd.DataFrame:

@@ -221,6 +221,6 @@ def test_search_and_budget_forcing_batch_their_paths_and_chains():
 
     backend = StepFake(thinker)
     run(BudgetForcing(think_budgets=(2, 4), chains=3), backend, GenParams(temperature=1.0, max_tokens=64, seed=0))
-    # cap 2: 3 chains from the prompt (one request), their 3 forced answers in one batch; cap 4: the 3
-    # chains continue in one batch, then 3 forced answers in one batch
-    assert backend.batches == [1, 3, 3, 3]
+    # cap 2: 3 chains from the prompt (one request); cap 4: the 3 chains continue in one batch with cap 2's
+    # 3 forced answers; then cap 4's 3 forced answers in one batch
+    assert backend.batches == [1, 6, 3]

@@ -10,6 +10,10 @@ decoding reproduces ``model.generate`` token for token (tested).
 ``n``, seed, ``max_tokens``, stop strings and temperature) in one batch: the prompts are prefilled together,
 left-padded with an attention mask when their lengths differ, and each request's rows draw from its own
 ``torch.Generator``. A lone request takes exactly the one-prompt path above.
+
+The backend decodes one batch at a time (``lockstep``): a sweep runs ``concurrency`` problems in lock-step
+rounds whose calls it merges into one ``generate_requests`` call each (``ttc.rounds``), so short batches of
+one problem (a long chain's tail, a search's last paths) share the decoding with other problems'.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from ttc.models import resolve_model
 from ttc.records import Completion
 
 
-# Problems whose rounds share one batch. Measured on 2 cores with the embedded model: see the README.
+# Problems whose rounds share one batch (--concurrency); 8 halves the default sweep's time on 2 cores (README).
 DEFAULT_CONCURRENCY = 8
 
 

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator
 from ttc.backends.base import Request
 from ttc.records import Completion
 
-Batch = Callable[[list[Request]], list[list[Completion]]]
-Submit = Callable[[list[Request]], list[list[Completion]]]
+Batch = Callable[[list[Request]], list[list[Completion]]]  # a backend's generate_requests
+Submit = Batch  # what a problem's strategy calls instead of it
 
 
 class Abandoned(Exception):

@@ -11,8 +11,9 @@ import dataclasses
 import hashlib
 import sys
 import time
+from contextlib import nullcontext
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -142,28 +143,33 @@ def solve_problem(backend, task, sampler_name: str, sampler, problem, model: str
                         think_end=config.strategy.think_end or "</think>")
 
 
-def in_flight(items: list, fn: Callable, width: int):
+def in_flight(items: list, fn: Callable, width: int, serve: Callable[[set], None] | None = None):
     """Yield ``(item, fn(item))`` for every item. With ``width`` > 1, up to ``width`` calls run at once
     in threads and results come in completion order; after a failure no new call starts, the running
-    ones finish and are yielded (their work is kept), then the first error is raised."""
+    ones finish and are yielded (their work is kept), then the first error is raised. ``serve(futures)``,
+    where given, is how this thread waits for one of the calls to finish (stepping the backend's engine)."""
     if width <= 1:
         for item in items:
             yield item, fn(item)
         return
     pool = ThreadPoolExecutor(min(width, len(items)) or 1, thread_name_prefix="ttc-problem")
     futures = {pool.submit(fn, item): item for item in items}
-    error = None
+    pending, error = set(futures), None
     try:
-        for fut in as_completed(futures):
-            if fut.cancelled():
-                continue
-            if fut.exception() is not None:
-                if error is None:
-                    error = fut.exception()
-                    for f in futures:
-                        f.cancel()
-                continue
-            yield futures[fut], fut.result()
+        while pending:
+            if serve is not None:
+                serve(pending)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                if fut.cancelled():
+                    continue
+                if fut.exception() is not None:
+                    if error is None:
+                        error = fut.exception()
+                        for f in futures:
+                            f.cancel()
+                    continue
+                yield futures[fut], fut.result()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     if error is not None:
@@ -283,16 +289,19 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
             # decodes a batch at a time (hf), groups of problems run in lock-step rounds that share batches.
             width = backend.concurrency
             model_of[0] = model
-            if backend.lockstep and width > 1:
-                everything = [item for item in planned if item[0] == model]
-                stream = in_groups(everything, set(map(item_key, items)), generate, backend, width)
-            else:
-                stream = in_flight(items, generate, width)
-            for (_, tname, sname, problem), records in stream:
-                store.shard(tname, model, sname).append_problem(records)
-                tokens += sum(r.generated_tokens for r in records)
-                bar.update(1)
-                bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
+            # vllm: this thread steps the engine while it waits for problems (faster on CPU than a thread of
+            # its own), the problems' threads only queue requests
+            with backend.host() if backend.host is not None and width > 1 else nullcontext() as serve:
+                if backend.lockstep and width > 1:
+                    everything = [item for item in planned if item[0] == model]
+                    stream = in_groups(everything, set(map(item_key, items)), generate, backend, width)
+                else:
+                    stream = in_flight(items, generate, width, serve)
+                for (_, tname, sname, problem), records in stream:
+                    store.shard(tname, model, sname).append_problem(records)
+                    tokens += sum(r.generated_tokens for r in records)
+                    bar.update(1)
+                    bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
     finally:
         bar.close()
         close_backend(backend)

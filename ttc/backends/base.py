@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Union
+from collections.abc import Callable
+from typing import ContextManager, Protocol, Union
 
 from ttc.flops import ModelSpec
 from ttc.records import Completion
@@ -132,6 +133,9 @@ class Backend(Protocol):
     # True: the backend decodes one batch at a time and the runner runs ``concurrency`` problems in lock-step
     # rounds whose calls it merges into one batch each (ttc.rounds); False: it takes concurrent calls itself
     lockstep: bool
+    # None, or a context manager factory in which the calling thread steps the engine for everyone, yielding
+    # ``serve(futures)`` that steps until one of ``futures`` is done (vllm: the sweep's main thread steps)
+    host: Callable[[], ContextManager[Callable[[set], None]]] | None
 
     def close(self) -> None:
         """Release the engine or server the backend holds (a no-op where there is none)."""

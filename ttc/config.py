@@ -130,7 +130,8 @@ class BackendConfig:
     serve: bool = False
     request_timeout: float = 600.0
     retries: int = 8
-    # How many problems are in flight at once; None: the backend's default (1 for hf).
+    # How many problems are in flight at once; None: the backend's default (hf 8, in lock-step groups; vllm 256;
+    # openai 16).
     concurrency: int | None = None
     # Passed to the chat template (``{"enable_thinking": true}`` for Qwen3-style thinking models).
     chat_template_kwargs: dict = field(default_factory=dict)

@@ -1,9 +1,14 @@
 """Lock-step rounds (ttc.rounds): several problems' calls merged into one backend call per round, in a
 deterministic composition, with failures and interrupts kept to the problems they belong to."""
 
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -216,3 +221,29 @@ def test_a_resumed_lockstep_sweep_gives_the_uninterrupted_records(tmp_path, monk
     a, b = load_run(ref.root), load_run(resumed.root)
     assert a.equals(b)
     assert set(a["text"].str.extract(r"rows=(\d+)")[0].astype(int)) == {3 * 4, 1 * 4}
+
+
+def test_ctrl_c_in_a_lockstep_sweep_exits_130_and_resumes_to_the_uninterrupted_records(tmp_path):
+    """A real process with problems in lock-step groups (its fake backend decodes 0.2 s a request): Ctrl-C
+    once the first group is stored ends it at once with exit 130 and no traceback; the resume then gives
+    the records of an uninterrupted run."""
+    here = Path(__file__).parent
+    script = [sys.executable, str(here / "sweep_script.py")]
+    env = {**os.environ, "PYTHONPATH": str(here.parent)}
+    subprocess.run(script + [str(tmp_path / "ref"), "0", "7", "lockstep"], env=env, check=True, timeout=120)
+    out = tmp_path / "cut"
+    proc = subprocess.Popen(script + [str(out), "0.2", "7", "lockstep"], env=env, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 60
+    while not list(out.glob("*/records/*/*.parquet")) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    sent = time.time()
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert time.time() - sent < 5  # the round in decoding was cut, not waited for
+    (run,) = out.iterdir()
+    assert 3 <= load_run(run)["problem_id"].nunique() < 7
+    subprocess.run(script + [str(out), "0", "7", "lockstep"], env=env, check=True, timeout=120)
+    (ref,) = (tmp_path / "ref").iterdir()
+    assert load_run(ref).equals(load_run(run))

@@ -225,8 +225,8 @@ def test_a_resumed_lockstep_sweep_gives_the_uninterrupted_records(tmp_path, monk
 
 def test_ctrl_c_in_a_lockstep_sweep_exits_130_and_resumes_to_the_uninterrupted_records(tmp_path):
     """A real process with problems in lock-step groups (its fake backend decodes 0.2 s a request): Ctrl-C
-    once the first group is stored ends it at once with exit 130 and no traceback; the resume then gives
-    the records of an uninterrupted run."""
+    once a problem is stored ends it at once with exit 130 and no traceback; the resume (which runs a partly
+    stored group again whole) then gives the records of an uninterrupted run."""
     here = Path(__file__).parent
     script = [sys.executable, str(here / "sweep_script.py")]
     env = {**os.environ, "PYTHONPATH": str(here.parent)}
@@ -243,7 +243,7 @@ def test_ctrl_c_in_a_lockstep_sweep_exits_130_and_resumes_to_the_uninterrupted_r
     assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
     assert time.time() - sent < 5  # the round in decoding was cut, not waited for
     (run,) = out.iterdir()
-    assert 3 <= load_run(run)["problem_id"].nunique() < 7
+    assert 1 <= load_run(run)["problem_id"].nunique() < 7  # a group's finished problems may be partly stored
     subprocess.run(script + [str(out), "0", "7", "lockstep"], env=env, check=True, timeout=120)
     (ref,) = (tmp_path / "ref").iterdir()
     assert load_run(ref).equals(load_run(run))

@@ -151,20 +151,8 @@ class EngineLoop:
         return futs
 
     def result(self, fut: Future):
-        """The future's result, stepping the engine in this thread while no other thread does."""
-        me = threading.current_thread()
-        while not fut.done():
-            with self._cv:
-                while not fut.done() and (self._driver is not None or self._server not in (None, me)):
-                    self._cv.wait()
-                if fut.done():
-                    break
-                self._driver = threading.current_thread()
-            try:
-                while not fut.done():
-                    self._step()
-            finally:
-                self._release()
+        """The future's result, stepping the engine in this thread while no other thread steps or hosts it."""
+        self._drive(fut.done, leave_to_host=True)
         return fut.result()
 
     @contextmanager
@@ -186,16 +174,25 @@ class EngineLoop:
     def serve(self, futures) -> None:
         """Step the engine in this thread until one of ``futures`` (any futures, e.g. problems' in a thread
         pool) is done."""
+        self._drive(lambda: any(f.done() for f in futures), leave_to_host=False)
+
+    def _drive(self, done, leave_to_host: bool) -> None:
+        """Step the engine in this thread until ``done()``, whenever no other thread steps it (and, with
+        ``leave_to_host``, no other thread hosts it: then wait for that one's steps instead)."""
         me = threading.current_thread()
-        with self._cv:
-            while self._driver is not None:
-                self._cv.wait()
-            self._driver = me
-        try:
-            while not any(f.done() for f in futures):
-                self._step()
-        finally:
-            self._release()
+        while not done():
+            with self._cv:
+                while not done() and (self._driver is not None
+                                      or (leave_to_host and self._server not in (None, me))):
+                    self._cv.wait()
+                if done():
+                    return
+                self._driver = me
+            try:
+                while not done():
+                    self._step()
+            finally:
+                self._release()
 
     def close(self) -> None:
         self._closed = True

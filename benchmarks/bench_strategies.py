@@ -85,11 +85,9 @@ def main():
             def solve(item, submit=None):
                 return solve_problem(backend, task, real, sampler, item[3], args.model, config, tmp, submit)
 
-            if backend.lockstep and backend.concurrency > 1:  # as a sweep runs them: lock-step groups
-                stream = in_groups(items, set(map(item_key, items)), solve, backend, backend.concurrency)
-                done = {item_key(item): recs for item, recs in stream}
-            else:
-                done = {item_key(item): solve(item) for item in items}
+            # as a sweep runs them: lock-step groups of --concurrency (groups of one: one at a time)
+            stream = in_groups(items, set(map(item_key, items)), solve, backend, backend.concurrency)
+            done = {item_key(item): recs for item, recs in stream}
             for item in items:  # in problem order, whatever order they finished in
                 records += done[item_key(item)]
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -97,7 +95,8 @@ def main():
         rows.append((name, len(problems), len(records), seconds, cpu, tokens, digest(records)))
     load = os.getloadavg()
     print(f"model {args.model} (hf, dtype {backend.info.identity.get('dtype')}), task {args.task}, "
-          f"max_tokens {args.max_tokens}, concurrency {backend.concurrency}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+          f"max_tokens {args.max_tokens}, concurrency {backend.concurrency}, "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'strategy':<16}{'problems':>9}{'records':>9}{'wall s':>9}{'cpu s':>9}{'tokens':>8}  digest")
     for name, n, recs, s, cpu, tok, d in rows:
         print(f"{name:<16}{n:>9}{recs:>9}{s:>9.1f}{cpu:>9.1f}{tok:>8}  {d}")

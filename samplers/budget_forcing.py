@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from samplers.base import ModelContext, Output
-from ttc.backends.base import Request
 from samplers.common import ANSWER_SALT, sub_seed
+from ttc.backends.base import Request
 from ttc.records import Completion
 from ttc.tables import table_from_problems
 
@@ -144,8 +144,9 @@ class BudgetForcing:
                 ch.answer = ("", 0, 0)
                 continue
             glue = self.think_end + (self.answer_prefix if forced else "")
-            held.requests.append(ctx.request(prompt, ch.text + glue, temperature=0.0, max_tokens=self.answer_tokens,
-                                             stop=(), seed=sub_seed(seed, i, cap, ANSWER_SALT)))
+            held.requests.append(ctx.request(prompt, ch.text + glue, temperature=0.0,
+                                             max_tokens=self.answer_tokens, stop=(),
+                                             seed=sub_seed(seed, i, cap, ANSWER_SALT)))
             held.asked.append((i, glue))
             ch.answer_asked = not forced
         return held

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="options for the chat template, as a JSON object, e.g. '{\"enable_thinking\": true}' "
                         "for thinking models (part of the run id)")
     p.add_argument("--concurrency", type=int, default=None,
-                   help="problems in flight at once (default: 8 for hf, whose problems share batches in lock-step rounds; 256 for vllm, 16 for openai)")
+                   help="problems in flight at once (default: 8 for hf, whose problems share batches in "
+                        "lock-step rounds; 256 for vllm, 16 for openai)")
     p.add_argument("--request-timeout", type=float, default=DEFAULTS.backend.request_timeout,
                    help="openai: seconds before a request is abandoned and retried")
     p.add_argument("--retries", type=int, default=DEFAULTS.backend.retries,

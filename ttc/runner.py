@@ -11,9 +11,9 @@ import dataclasses
 import hashlib
 import sys
 import time
-from contextlib import nullcontext
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -183,8 +183,8 @@ def item_key(item) -> tuple:
 
 
 def in_groups(items: list, pending: set, fn: Callable, backend, width: int):
-    """Yield ``(item, fn(item, submit))`` for every item whose ``item_key`` is in ``pending``, the items run in lock-step groups of
-    ``width`` on a backend that decodes one batch at a time (``ttc.rounds``): each group's model calls of a
+    """Yield ``(item, fn(item, submit))`` for every item whose ``item_key`` is in ``pending``, the items run
+    in lock-step groups of ``width`` on a backend that decodes one batch at a time (``ttc.rounds``): each group's model calls of a
     round are merged into one batch. Groups are consecutive runs of ``items`` (all of a model's items, done
     or not), so a resumed run forms the same groups as an uninterrupted one and, where a backend's outputs
     depend on what shares a batch, gives the same records: a group with some items done runs them again

@@ -45,7 +45,7 @@ class Shared:
     def __init__(self, backend):
         self.backend = backend
         self.info, self.shares_prefill, self.concurrency = backend.info, backend.shares_prefill, backend.concurrency
-        self.lockstep, self.host = backend.lockstep, backend.host
+        self.lockstep, self.engine = backend.lockstep, backend.engine
 
     def generate(self, prompts, params, n):
         return self.backend.generate(prompts, params, n)

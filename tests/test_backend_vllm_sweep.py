@@ -70,3 +70,47 @@ def test_strategies_run_on_vllm(vllm_tiny_dir, tmp_path, sampler):
     assert main(argv) == 0
     recs = run_records(run_dir(tmp_path))
     assert len({r["problem_id"] for r in recs}) == 2 and all(r["sampler"] == sampler for r in recs)
+
+
+def test_a_vllm_sweep_joins_problems_at_the_same_engine_steps_on_every_run(vllm_tiny_dir, tmp_path):
+    """The runner steps the engine and lets requests join only while no problem runs, in problem order:
+    every problem's first request joins the first step, and two runs of a multi-round strategy make the
+    same sequence of additions and steps, so the same records."""
+    from ttc.backends.vllm import VLLMBackend
+    from ttc.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
+    from ttc.runner import run_sweep
+    from ttc.store import load_run
+
+    cpu_env()
+    events = []
+
+    def factory(model, config):
+        backend = VLLMBackend(model, dtype="float32", engine_args=CPU_ENGINE_ARGS)
+        engine = backend.llm.llm_engine
+        add, step = engine.add_request, engine.step
+        log = []
+        events.append(log)
+
+        def logged_add(rid, prompt, params, *a, **kw):
+            log.append(("add", tuple(prompt["prompt_token_ids"][-3:])))
+            return add(rid, prompt, params, *a, **kw)
+
+        def logged_step():
+            log.append(("step",))
+            return step()
+
+        engine.add_request, engine.step = logged_add, logged_step
+        return backend
+
+    def sweep(out):
+        config = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=(vllm_tiny_dir,), budgets=(1, 2),
+                                             samplers=("beam",), limit=4),
+                           sampling=SamplingConfig(max_tokens=16),
+                           strategy=StrategyConfig(beam_width=2, max_steps=3), out=str(out))
+        return load_run(run_sweep(config, backend_factory=factory, progress=False).root)
+
+    first, second = sweep(tmp_path / "a"), sweep(tmp_path / "b")
+    assert events[0] == events[1]
+    adds_before_first_step = events[0].index(("step",))
+    assert adds_before_first_step >= 4  # every problem's first call, before the engine steps at all
+    assert first.drop(columns=["run_id"], errors="ignore").equals(second.drop(columns=["run_id"], errors="ignore"))

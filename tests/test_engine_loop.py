@@ -19,11 +19,20 @@ class ScriptedEngine:
         self.left: dict[str, int] = {}
         self.threads: list[str] = []
         self.fail_at, self.interrupt_at = fail_at, interrupt_at
+        self.active = self.overlaps = 0
 
     def add_request(self, rid, prompt, steps):
         self.left[rid] = steps
 
     def step(self):
+        self.active += 1
+        self.overlaps += self.active > 1
+        try:
+            return self._step()
+        finally:
+            self.active -= 1
+
+    def _step(self):
         self.threads.append(threading.current_thread().name)
         if len(self.threads) == self.fail_at:
             raise RuntimeError("engine core died")
@@ -65,15 +74,17 @@ def test_concurrent_callers_without_a_host_take_turns_stepping():
     assert not engine.left and not loop.waiting
 
 
-def test_a_hosting_thread_steps_for_every_problem_thread():
+def test_one_thread_at_a_time_steps_the_engine_for_all_that_wait():
+    """The main thread drives while eight threads wait for their requests: whoever steps, steps alone, and
+    every waiter gets its result."""
     engine = ScriptedEngine()
     loop = loop_with(engine)
-    with ThreadPoolExecutor(8, thread_name_prefix="problem") as pool, loop.hosting() as serve:
-        pending = {pool.submit(lambda k=k: [ask(loop, 1 + (k + j) % 4) for j in range(3)]) for k in range(8)}
-        while pending:
-            serve(pending)
-            pending = {f for f in pending if not f.done()}
-    assert engine.threads and set(engine.threads) == {threading.current_thread().name}
+    with ThreadPoolExecutor(8, thread_name_prefix="problem") as pool:
+        futures = [loop.submit({"prompt_token_ids": [1]}, 5 + k % 4) for k in range(8)]
+        waiters = [pool.submit(loop.result, f) for f in futures]
+        loop.drive(lambda: all(f.done() for f in futures))
+        assert all(w.result(timeout=30).finished for w in waiters)
+    assert len(engine.threads) == 8 and engine.overlaps == 0
 
 
 def test_an_engine_failure_fails_every_waiting_request_and_later_ones():
@@ -88,16 +99,15 @@ def test_an_engine_failure_fails_every_waiting_request_and_later_ones():
         ask(loop, 1)
 
 
-def test_ctrl_c_in_the_hosting_thread_releases_the_waiting_threads():
+def test_ctrl_c_in_the_driving_thread_releases_the_waiting_threads():
     engine = ScriptedEngine(interrupt_at=4)
     loop = loop_with(engine)
-    pool = ThreadPoolExecutor(4)
+    futures = [loop.submit({"prompt_token_ids": [1]}, 50) for _ in range(4)]
     with pytest.raises(KeyboardInterrupt):
-        with loop.hosting() as serve:
-            futures = {pool.submit(ask, loop, 50) for _ in range(4)}
-            serve(futures)
-    assert set(engine.threads) == {threading.current_thread().name}
-    for f in futures:  # the problem threads end with an error instead of waiting forever
+        loop.drive(lambda: all(f.done() for f in futures))
+    assert len(engine.threads) == 4
+    for f in futures:  # whoever waits for them gets an error instead of waiting forever
         with pytest.raises(RuntimeError, match="backend closed"):
-            f.result(timeout=30)
-    pool.shutdown()
+            f.result(timeout=0)
+    with pytest.raises(RuntimeError, match="backend closed"):  # and so does a later request
+        ask(loop, 1)

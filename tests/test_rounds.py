@@ -149,6 +149,149 @@ def test_an_interrupt_in_a_round_abandons_the_problems_threads():
     assert not [t for t in threading.enumerate() if t.name.startswith("ttc-problem-")]
 
 
+class StepEngine:
+    """A scripted continuous-batching engine (``Engine``): a request finishes after ``max_tokens`` steps,
+    and its completion says at which step it joined and how many requests that step ran, so outputs depend
+    on what shares the engine's batch (as on a GPU). Records each step's requests and thread."""
+
+    def __init__(self, fail_at: int | None = None, interrupt_at: int | None = None):
+        self.queued, self.running = [], []  # [call, request index, steps left]
+        self.steps: list[list[str]] = []
+        self.threads: set[str] = set()
+        self.fail_at, self.interrupt_at = fail_at, interrupt_at
+
+    def start(self, requests):
+        if any(not r.prompt for r in requests):
+            raise ValueError("empty prompt")
+        call = StepCall(requests)
+        self.queued.append(call)
+        return call
+
+    def drive(self, done):
+        while not done():
+            self.threads.add(threading.current_thread().name)
+            for call in self.queued:
+                self.running += [[call, i, r.params.max_tokens] for i, r in enumerate(call.requests)]
+            self.queued = []
+            self.steps.append([c.requests[i].prompt for c, i, _ in self.running])
+            if len(self.steps) == self.interrupt_at:
+                raise KeyboardInterrupt
+            if len(self.steps) == self.fail_at:
+                for call in {id(c): c for c, _, _ in self.running}.values():
+                    call.error = RuntimeError("engine died")
+                self.running = []
+                continue
+            for entry in self.running:
+                call, i, left = entry
+                call.joined.setdefault(i, (len(self.steps), len(self.running)))
+                entry[2] = left - 1
+                if entry[2] == 0:
+                    call.left -= 1
+            self.running = [e for e in self.running if e[2] > 0]
+
+
+class StepCall:
+    def __init__(self, requests):
+        self.requests, self.left, self.joined, self.error = requests, len(requests), {}, None
+
+    def done(self):
+        return self.left == 0 or self.error is not None
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return [[Completion(f"{r.prompt}@{self.joined[i][0]}/{self.joined[i][1]}", 1, r.params.max_tokens,
+                            "length")] * r.n for i, r in enumerate(self.requests)]
+
+
+def step_req(tag: str, steps: int) -> Request:
+    return Request(tag, params=GenParams(max_tokens=steps))
+
+
+def stepping(plan: dict, jitter: bool = True):
+    """Each item makes the calls ``plan[item]`` lists (each a list of requests' step counts), sleeping a random
+    while before each, so threads arrive in a different order on every run."""
+
+    def fn(item, submit):
+        texts = []
+        for c, call in enumerate(plan[item]):
+            if jitter:
+                time.sleep(random.random() * 0.01)
+            comps = submit([step_req(f"{item}.{c}.{j}", steps) for j, steps in enumerate(call)])
+            texts += [cs[0].text for cs in comps]
+        return texts
+
+    return fn
+
+
+def test_on_an_engine_a_problems_next_call_joins_the_running_batch():
+    """Continuous batching: a's three one-step calls run while b's ten-step request decodes, so the whole
+    group takes ten engine steps (rounds that waited for b would take twelve)."""
+    engine = StepEngine()
+    rounds = Rounds(engine=engine)
+    out = dict(rounds.run(["a", "b"], stepping({"a": [[1], [1], [1]], "b": [[10]]}, jitter=False)))
+    assert len(engine.steps) == 10
+    assert engine.steps[:4] == [["a.0.0", "b.0.0"], ["b.0.0", "a.1.0"], ["b.0.0", "a.2.0"], ["b.0.0"]]
+    assert out == {"a": ["a.0.0@1/2", "a.1.0@2/2", "a.2.0@3/2"], "b": ["b.0.0@1/2"]}
+    assert engine.threads == {threading.current_thread().name}  # the engine is stepped by the caller only
+
+
+def test_on_an_engine_every_step_is_the_same_whatever_the_thread_timing():
+    plan = {"a": [[2, 3], [1]], "b": [[4], [2, 2], [1]], "c": [[1]], "d": [[3], [3]], "e": [[2]], "f": [[5]]}
+    runs = []
+    for _ in range(5):
+        engine = StepEngine()
+        out = dict(Rounds(engine=engine).run(list(plan), stepping(plan), width=3))
+        runs.append((engine.steps, out))
+    assert all(r == runs[0] for r in runs)
+    steps, out = runs[0]
+    # three problems in flight: d starts when c (one step) has finished, and joins at step 2
+    assert steps[0] == ["a.0.0", "a.0.1", "b.0.0", "c.0.0"] and out["d"][0] == "d.0.0@2/4"
+    assert max(len({t.split(".")[0] for t in step}) for step in steps) == 3
+
+
+def test_on_an_engine_failures_reach_their_problems_only():
+    engine = StepEngine(fail_at=3)
+    errors = []
+
+    def fn(item, submit):
+        try:
+            return stepping({"a": [[5]], "b": [[1], [1]], "c": [[1], [4]], "empty": [[1]]}, jitter=False)(
+                item, submit) if item != "empty" else submit([step_req("", 1)])
+        except (RuntimeError, ValueError) as e:
+            errors.append((item, str(e)))
+            raise
+
+    got = []
+    with pytest.raises(ValueError, match="empty prompt"):  # the first failure, raised after all finished
+        for item, _ in Rounds(engine=engine).run(["empty", "a", "b", "c"], fn):
+            got.append(item)
+    # step 3 fails a (still decoding) and c's second call; b finished at step 2
+    assert got == ["b"]
+    assert sorted(errors) == [("a", "engine died"), ("c", "engine died"), ("empty", "empty prompt")]
+
+
+def test_an_interrupt_while_stepping_the_engine_abandons_the_problems_threads():
+    engine = StepEngine(interrupt_at=2)
+    ended = []
+
+    def fn(item, submit):
+        try:
+            return stepping({k: [[3]] * 3 for k in "abc"}, jitter=False)(item, submit)
+        except Abandoned:
+            ended.append(item)
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        list(Rounds(engine=engine).run(["a", "b", "c"], fn))
+    deadline = time.time() + 5
+    while len(ended) < 3 and time.time() < deadline:
+        time.sleep(0.01)
+    assert sorted(ended) == ["a", "b", "c"]
+    with pytest.raises(ValueError):
+        Rounds(Recorder(), engine=engine)
+
+
 class BatchShapeFake(FakeBackend):
     """A lock-step fake whose completions depend on what shares their batch, as bfloat16 decoding does:
     each reply carries the number of rows in its backend call."""

@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -143,11 +142,10 @@ def solve_problem(backend, task, sampler_name: str, sampler, problem, model: str
                         think_end=config.strategy.think_end or "</think>")
 
 
-def in_flight(items: list, fn: Callable, width: int, serve: Callable[[set], None] | None = None):
+def in_flight(items: list, fn: Callable, width: int):
     """Yield ``(item, fn(item))`` for every item. With ``width`` > 1, up to ``width`` calls run at once
     in threads and results come in completion order; after a failure no new call starts, the running
-    ones finish and are yielded (their work is kept), then the first error is raised. ``serve(futures)``,
-    where given, is how this thread waits for one of the calls to finish (stepping the backend's engine)."""
+    ones finish and are yielded (their work is kept), then the first error is raised."""
     if width <= 1:
         for item in items:
             yield item, fn(item)
@@ -157,8 +155,6 @@ def in_flight(items: list, fn: Callable, width: int, serve: Callable[[set], None
     pending, error = set(futures), None
     try:
         while pending:
-            if serve is not None:
-                serve(pending)
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 if fut.cancelled():
@@ -285,23 +281,23 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
             backend = None
             backend = factory(model, config)
             register_model(store, model, backend.info, resuming=len(items) < per_model)
-            # Backends that batch (vllm) or serve (openai) take several problems' calls at once; on one that
-            # decodes a batch at a time (hf), groups of problems run in lock-step rounds that share batches.
+            # A backend that decodes one batch at a time (hf) runs groups of problems in lock-step rounds that
+            # share batches; one that batches continuously (vllm) has this thread step its engine for up to
+            # ``concurrency`` problems at once (ttc.rounds); one that serves (openai) takes concurrent calls.
             width = backend.concurrency
             model_of[0] = model
-            # vllm: this thread steps the engine while it waits for problems (faster on CPU than a thread of
-            # its own), the problems' threads only queue requests
-            with backend.host() if backend.host is not None and width > 1 else nullcontext() as serve:
-                if backend.lockstep and width > 1:
-                    everything = [item for item in planned if item[0] == model]
-                    stream = in_groups(everything, set(map(item_key, items)), generate, backend, width)
-                else:
-                    stream = in_flight(items, generate, width, serve)
-                for (_, tname, sname, problem), records in stream:
-                    store.shard(tname, model, sname).append_problem(records)
-                    tokens += sum(r.generated_tokens for r in records)
-                    bar.update(1)
-                    bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
+            if backend.lockstep and width > 1:
+                everything = [item for item in planned if item[0] == model]
+                stream = in_groups(everything, set(map(item_key, items)), generate, backend, width)
+            elif backend.engine is not None and width > 1:
+                stream = Rounds(engine=backend.engine).run(items, generate, width)
+            else:
+                stream = in_flight(items, generate, width)
+            for (_, tname, sname, problem), records in stream:
+                store.shard(tname, model, sname).append_problem(records)
+                tokens += sum(r.generated_tokens for r in records)
+                bar.update(1)
+                bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
     finally:
         bar.close()
         close_backend(backend)

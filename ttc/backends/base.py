@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ContextManager, Protocol, Union
+from typing import Protocol, Union
 
 from ttc.flops import ModelSpec
 from ttc.records import Completion
@@ -126,6 +126,28 @@ class ModelInfo:
     identity: dict = field(default_factory=dict)
 
 
+class Pending(Protocol):
+    """A call handed to an ``Engine``: done once every request of it has finished."""
+
+    def done(self) -> bool: ...
+
+    def result(self) -> list[list[Completion]]:
+        """For each request, its ``n`` completions (raises the engine's error where it failed)."""
+        ...
+
+
+class Engine(Protocol):
+    """A continuous-batching engine that its caller steps: requests join the running batch at the next step."""
+
+    def start(self, requests: list[Request]) -> Pending:
+        """Queue the requests (together, in order) for the engine's next step; no decoding happens here."""
+        ...
+
+    def drive(self, done: Callable[[], bool]) -> None:
+        """Step the engine in this thread until ``done()``."""
+        ...
+
+
 class Backend(Protocol):
     info: ModelInfo
     shares_prefill: bool  # True if the n samples of one prompt are decoded from one prefill
@@ -133,9 +155,9 @@ class Backend(Protocol):
     # True: the backend decodes one batch at a time and the runner runs ``concurrency`` problems in lock-step
     # rounds whose calls it merges into one batch each (ttc.rounds); False: it takes concurrent calls itself
     lockstep: bool
-    # None, or a context manager factory in which the calling thread steps the engine for everyone, yielding
-    # ``serve(futures)`` that steps until one of ``futures`` is done (vllm: the sweep's main thread steps)
-    host: Callable[[], ContextManager[Callable[[set], None]]] | None
+    # None, or the engine of a backend that batches continuously and is stepped by its caller (vllm): the
+    # runner merges up to ``concurrency`` problems' calls into its running batch (ttc.rounds)
+    engine: "Engine | None"
 
     def close(self) -> None:
         """Release the engine or server the backend holds (a no-op where there is none)."""

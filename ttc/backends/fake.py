@@ -24,7 +24,7 @@ class FakeBackend:
     shares_prefill = True
     concurrency = 1
     lockstep = False
-    host = None
+    engine = None
 
     def __init__(self, script: Callable[[str, random.Random], str], name: str = "fake",
                  fail_after: int | None = None):

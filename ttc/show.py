@@ -16,6 +16,7 @@ import pandas as pd
 
 from ttc import browse
 from ttc.errors import TTCError, cli_guard, debug_requested
+from ttc.store import detach_header
 
 
 def problem_list(stats: pd.DataFrame) -> str:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 def _show(args) -> int:
     try:
         light = browse.load_columns(args.run_dir, browse.LIGHT_COLUMNS)
-        header = light.attrs.get("header", {})
+        header = detach_header(light)
         if light.empty:
             raise TTCError(f"{args.run_dir} holds no complete problems")
         light["problem_id"] = light["problem_id"].astype(str)

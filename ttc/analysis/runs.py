@@ -18,7 +18,7 @@ from ttc.analysis.forms import sigmoid
 from ttc.analysis.fits import FitError, FitResult
 from ttc.analysis.reference import FamilyCurve, family_curve, load_reference, pretraining_flops
 from ttc.errors import TTCError
-from ttc.store import read_header
+from ttc.store import detach_header, read_header
 from ttc.summary import PER_PROBLEM, load_metric_records, per_problem
 
 CURVE_KEYS = ["task", "model", "sampler", "metric"]
@@ -62,8 +62,9 @@ def run_per_problem(run_dir) -> tuple[pd.DataFrame, dict]:
     df = load_metric_records(run_dir, SAMPLERS)
     if df.empty:
         raise TTCError(f"{run_dir} holds no complete problems")
-    header = df.attrs["header"]
-    pp = per_problem(df, run_budgets(df), SAMPLERS, seed=int(header.get("seed", 0)))
+    budgets = run_budgets(df)
+    header = detach_header(df)
+    pp = per_problem(df, budgets, SAMPLERS, seed=int(header.get("seed", 0)))
     if "level" in pp.columns:
         pp = overall(pp) if (pp["level"].astype(str) == "all").any() else pp
     return pp, header

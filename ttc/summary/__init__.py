@@ -27,7 +27,7 @@ import pandas as pd
 
 from ttc.errors import TTCError
 from ttc.metrics import bootstrap_ci
-from ttc.store import load_run, write_atomic
+from ttc.store import detach_header, load_run, write_atomic
 from ttc.tables import TABLE_COLUMNS
 
 SUMMARY_COLUMNS = ["task", "model", "sampler", "budget", "metric", "value", "ci_low", "ci_high",
@@ -143,7 +143,7 @@ def write_summary(run_dir, strategies: Mapping, budgets: tuple[int, ...] | None 
     stored records (each file written atomically) and return the summary. ``budgets`` and ``seed`` default to the run's own."""
     run_dir = Path(run_dir)
     df = load_metric_records(run_dir, strategies)
-    header = df.attrs["header"]
+    header = detach_header(df)
     budgets = tuple(budgets or header.get("config", {}).get("sweep", {}).get("budgets", ()))
     if not budgets:
         raise TTCError(f"{run_dir}: the header names no budgets; give --budget")

@@ -9,8 +9,8 @@ generated tokens (end-of-sequence included) of what each side returned.
 
 Rows:
   plain vLLM, n=32          llm.generate(all prompts, one SamplingParams(n=32, seed=...) per prompt)
-  ttc.run, budgets 1..32    run_sweep with the vllm backend: generation, grading, JSONL records, summary
-                            and curve; generation happens once at n=32 (the sweep cost)
+  ttc.run, budgets 1..32    run_sweep with the vllm backend: generation, grading, Parquet records, summary,
+                            curve and report.html; generation happens once at n=32 (the sweep cost)
   naive loop per budget     plain llm.generate once per budget 1, 2, 4, ..., 32 (what ttc avoids)
   transformers backend      ttc's hf backend (float32, its CPU default) on the first --hf-problems problems
                             at n=32, run first, before vLLM sets the process's threads (tokens/s only)

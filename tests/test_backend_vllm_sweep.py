@@ -74,8 +74,9 @@ def test_strategies_run_on_vllm(vllm_tiny_dir, tmp_path, sampler):
 
 def test_a_vllm_sweep_joins_problems_at_the_same_engine_steps_on_every_run(vllm_tiny_dir, tmp_path):
     """The runner steps the engine and lets requests join only while no problem runs, in problem order:
-    every problem's first request joins the first step, and two runs of a multi-round strategy make the
-    same sequence of additions and steps, so the same records."""
+    every problem's first request joins the first step, and two runs of a multi-round strategy whose
+    verifier reads log-probabilities (self-judge) make the same sequence of additions and steps, so the
+    same records."""
     from ttc.backends.vllm import VLLMBackend
     from ttc.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
     from ttc.runner import run_sweep
@@ -106,7 +107,8 @@ def test_a_vllm_sweep_joins_problems_at_the_same_engine_steps_on_every_run(vllm_
         config = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=(vllm_tiny_dir,), budgets=(1, 2),
                                              samplers=("beam",), limit=4),
                            sampling=SamplingConfig(max_tokens=16),
-                           strategy=StrategyConfig(beam_width=2, max_steps=3), out=str(out))
+                           strategy=StrategyConfig(beam_width=2, max_steps=3, verifier="self-judge"),
+                           out=str(out))
         return load_run(run_sweep(config, backend_factory=factory, progress=False).root)
 
     first, second = sweep(tmp_path / "a"), sweep(tmp_path / "b")

@@ -18,7 +18,7 @@ from ttc.backends.base import GenParams, Request, generate_each
 from ttc.backends.fake import FakeBackend
 from ttc.config import RunConfig, SweepConfig
 from ttc.records import Completion
-from ttc.rounds import Abandoned, Rounds
+from ttc.rounds import Abandoned, Rounds, Submit
 from ttc.runner import run_sweep
 
 
@@ -167,6 +167,13 @@ class StepEngine:
         self.queued.append(call)
         return call
 
+    def start_logprobs(self, prefix, continuations):
+        """Scores as a one-step request each; the result says at which step and beside how many requests."""
+        call = StepCall([step_req(f"{prefix}|{c}", 1) for c in continuations])
+        call.scoring = True
+        self.queued.append(call)
+        return call
+
     def drive(self, done):
         while not done():
             self.threads.add(threading.current_thread().name)
@@ -193,6 +200,7 @@ class StepEngine:
 class StepCall:
     def __init__(self, requests):
         self.requests, self.left, self.joined, self.error = requests, len(requests), {}, None
+        self.scoring = False
 
     def done(self):
         return self.left == 0 or self.error is not None
@@ -200,6 +208,8 @@ class StepCall:
     def result(self):
         if self.error is not None:
             raise self.error
+        if self.scoring:
+            return 1, [list(self.joined[i]) for i in range(len(self.requests))]
         return [[Completion(f"{r.prompt}@{self.joined[i][0]}/{self.joined[i][1]}", 1, r.params.max_tokens,
                             "length")] * r.n for i, r in enumerate(self.requests)]
 
@@ -269,6 +279,22 @@ def test_on_an_engine_failures_reach_their_problems_only():
     # step 3 fails a (still decoding) and c's second call; b finished at step 2
     assert got == ["b"]
     assert sorted(errors) == [("a", "engine died"), ("c", "engine died"), ("empty", "empty prompt")]
+
+
+def test_on_an_engine_log_probability_calls_join_the_batch_like_generate_calls():
+    """A self-scoring verifier's continuation_logprobs goes through the rounds too: it joins the engine
+    at a point where no problem runs, so it shares a deterministic step with the others' requests."""
+    def fn(item, submit):
+        time.sleep(random.random() * 0.01)
+        (comps,) = submit([step_req(f"{item}.gen", 2 if item == "a" else 4)])
+        time.sleep(random.random() * 0.01)
+        return submit.logprobs(comps[0].text, ["Yes", "No"])
+
+    runs = [dict(Rounds(engine=StepEngine()).run(["a", "b"], fn)) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+    # a's scoring joins at step 3, beside b's generation and its own two continuations; b's at step 5, alone
+    assert runs[0] == {"a": (1, [[3, 3], [3, 3]]), "b": (1, [[5, 2], [5, 2]])}
+    assert Submit(None, 0, engine=False).logprobs is None  # a lock-step backend scores in the problem's thread
 
 
 def test_an_interrupt_while_stepping_the_engine_abandons_the_problems_threads():

@@ -50,8 +50,8 @@ class Spent:
 
 class ModelContext:
     """One model for one problem's strategy run. ``params`` are the run's sampling settings, the defaults
-    of ``request``. ``submit`` replaces the backend's ``generate_requests`` (the runner's lock-step rounds,
-    ``ttc.rounds``, which merge several problems' calls into one batch)."""
+    of ``request``. ``submit`` replaces the backend's ``generate_requests`` (``ttc.rounds.Submit``: the
+    runner's rounds, which merge several problems' calls; on an engine, ``continuation_logprobs`` too)."""
 
     def __init__(self, backend, params: GenParams, submit=None):
         self._backend = backend
@@ -98,12 +98,19 @@ class ModelContext:
         return self._backend.count_tokens(text)
 
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
-        return self._backend.continuation_logprobs(prefix, continuations)
+        routed = getattr(self._submit, "logprobs", None)  # on an engine, through the runner's rounds
+        return (routed or self._backend.continuation_logprobs)(prefix, continuations)
+
+    @property
+    def info(self):
+        """The backend's ``ModelInfo`` (verifiers read the model's shape from it)."""
+        return self._backend.info
 
     # -- verifiers --------------------------------------------------------------------------------------
     def verify(self, verifier, question: str, prompt: Prompt, candidates: list) -> list:
-        """``verifier.score`` on this model (self-scores read it), its FLOPs added to ``spent``."""
-        scores = verifier.score(self._backend, question, prompt, candidates)
+        """``verifier.score`` on this model (self-scores read it through this context, so that their calls are
+        merged like ``generate``'s), its FLOPs added to ``spent``."""
+        scores = verifier.score(self, question, prompt, candidates)
         self.spent.verifier_flops += sum(s.flops for s in scores)
         self.spent.verifier_calls += len(candidates)
         return scores

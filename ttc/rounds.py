@@ -9,11 +9,11 @@ calls to the backend at once, in the problems' order. How they are decoded depen
 * one batch at a time (transformers, ``Backend.lockstep``): the round's calls make one backend call, and
   every caller gets its completions when it returns. Problems run in fixed groups (``ttc.runner.in_groups``)
   so that a resumed run forms the same rounds as an uninterrupted one.
-* continuous batching (vLLM, ``Backend.engine``): the calls join the engine's running batch at its next
-  step, and the caller's thread steps the engine until some problem's call is complete; that problem goes
-  on (its next call joins the running batch, without waiting for the others') while the engine waits for it,
-  and stepping resumes once no problem runs again. Up to ``width`` problems are in flight, a new one
-  starting as one finishes.
+* continuous batching (vLLM, ``Backend.engine``): the calls (a verifier's ``continuation_logprobs`` too,
+  through ``Submit.logprobs``) join the engine's running batch at its next step, and the caller's thread
+  steps the engine until some problem's call is complete; that problem goes on (its next call joins the
+  running batch, without waiting for the others') while the engine waits for it, and stepping resumes once
+  no problem runs again. Up to ``width`` problems are in flight, a new one starting as one finishes.
 
 Either way the composition is deterministic: requests join the batch only at points where no problem is
 running, and in the problems' order, so what shares a batch (or an engine step) depends only on the
@@ -30,16 +30,43 @@ is a chunk of its own), which bounds the memory one backend call takes.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Union
 
 from ttc.backends.base import Engine, Pending, Request
 from ttc.records import Completion
 
 Batch = Callable[[list[Request]], list[list[Completion]]]  # a backend's generate_requests
-Submit = Batch  # what a problem's strategy calls instead of it
-Calls = list[tuple[int, list[Request]]]  # (problem, its call's requests), in problem order
+
+
+@dataclass(frozen=True)
+class Logprobs:
+    """A ``continuation_logprobs(prefix, continuations)`` call (engines only: a lock-step backend scores in
+    the problem's own thread, in a forward pass of its own)."""
+
+    prefix: str
+    continuations: tuple[str, ...]
+
+
+Call = Union[list[Request], Logprobs]
+Calls = list[tuple[int, Call]]  # (problem, its call), in problem order
+
+
+class Submit:
+    """A problem's way to the backend inside ``Rounds.run``: call it as ``generate_requests``. On an
+    engine, ``logprobs`` is its ``continuation_logprobs`` too (else None: the backend's own is used)."""
+
+    def __init__(self, group: "_Group", k: int, engine: bool):
+        self._group, self._k = group, k
+        self.logprobs = self._logprobs if engine else None
+
+    def __call__(self, requests: list[Request]) -> list[list[Completion]]:
+        return self._group.submit(self._k, requests)
+
+    def _logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
+        return self._group.submit(self._k, Logprobs(prefix, tuple(continuations)))
 
 
 class Abandoned(Exception):
@@ -76,7 +103,8 @@ class Rounds:
         def start_next() -> bool:
             for k, item in upcoming:
                 group.join(k)
-                threading.Thread(target=group.member, args=(k, fn, item, functools.partial(group.submit, k)),
+                submit = Submit(group, k, engine=self._engine is not None)
+                threading.Thread(target=group.member, args=(k, fn, item, submit),
                                  name=f"ttc-problem-{k}", daemon=True).start()
                 return True
             return False
@@ -114,6 +142,8 @@ class _Batches:
         self.rounds, self.calls = rounds, []
 
     def add(self, calls: Calls) -> None:
+        if any(isinstance(call, Logprobs) for _, call in calls):  # Submit.logprobs is None here
+            raise TypeError("a lock-step backend takes only generate calls")
         self.calls += calls
 
     def advance(self) -> dict:
@@ -151,11 +181,14 @@ class _Steps:
         self.pending: dict[int, Pending | BaseException] = {}
 
     def add(self, calls: Calls) -> None:
-        for k, requests in sorted(calls, key=lambda c: c[0]):
+        for k, call in sorted(calls, key=lambda c: c[0]):
             self.rounds.calls += 1
             try:
-                self.pending[k] = self.engine.start(requests)
-            except Exception as e:  # a request the backend cannot take (an empty prompt) fails its caller
+                if isinstance(call, Logprobs):
+                    self.pending[k] = self.engine.start_logprobs(call.prefix, list(call.continuations))
+                else:
+                    self.pending[k] = self.engine.start(call)
+            except Exception as e:  # a call the backend cannot take (an empty prompt) fails its caller
                 self.pending[k] = e
 
     def advance(self) -> dict:
@@ -184,7 +217,7 @@ class _Group:
         self._cv = threading.Condition()
         self._live: set[int] = set()
         self._blocked: set[int] = set()  # waiting in ``submit`` for completions
-        self._calls: dict[int, list[Request]] = {}  # calls not yet handed to the backend
+        self._calls: dict[int, Call] = {}  # calls not yet handed to the backend
         self._results: dict[int, object] = {}
         self._finished: list[tuple[int, bool, object]] = []
         self._abandoned = False
@@ -205,13 +238,13 @@ class _Group:
             self._finished.append((k, ok, value))
             self._cv.notify_all()
 
-    def submit(self, k: int, requests: list[Request]) -> list[list[Completion]]:
-        if not requests:
+    def submit(self, k: int, call: Call):
+        if isinstance(call, list) and not call:
             return []
         with self._cv:
             if self._abandoned:
                 raise Abandoned("the run stopped")
-            self._calls[k] = requests
+            self._calls[k] = call
             self._blocked.add(k)
             self._cv.notify_all()
             while k not in self._results:

@@ -70,6 +70,8 @@ class Verifier(Protocol):
     wants_logprobs: bool  # scores from the generation's log-probabilities: ask for them when sampling
 
     def score(self, backend, question: str, prompt, candidates: list[Candidate]) -> list[Score]:
+        """One score per candidate. ``backend`` is the policy model as self-scores read it (``render``,
+        ``continuation_logprobs``, ``info``): in a sweep the problem's ``ModelContext``, or a backend."""
         ...
 
 

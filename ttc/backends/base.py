@@ -131,8 +131,9 @@ class Pending(Protocol):
 
     def done(self) -> bool: ...
 
-    def result(self) -> list[list[Completion]]:
-        """For each request, its ``n`` completions (raises the engine's error where it failed)."""
+    def result(self):
+        """What the call returns: for ``start``, each request's ``n`` completions; for ``start_logprobs``,
+        ``continuation_logprobs``' pair (raises the engine's error where it failed)."""
         ...
 
 
@@ -141,6 +142,10 @@ class Engine(Protocol):
 
     def start(self, requests: list[Request]) -> Pending:
         """Queue the requests (together, in order) for the engine's next step; no decoding happens here."""
+        ...
+
+    def start_logprobs(self, prefix: str, continuations: list[str]) -> Pending:
+        """Queue what ``continuation_logprobs(prefix, continuations)`` reads; its ``result()`` is that."""
         ...
 
     def drive(self, done: Callable[[], bool]) -> None:

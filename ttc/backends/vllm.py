@@ -258,6 +258,26 @@ class _Call:
                 for f, r, repeat in zip(self.futures, self.requests, self.repeats)]
 
 
+class _LogprobCall:
+    """``continuation_logprobs``' requests in the engine loop (``Pending``); empty continuations have none."""
+
+    def __init__(self, n_prefix: int, conts: list[list[int]], futures: list[Future | None]):
+        self.n_prefix, self.conts, self.futures = n_prefix, conts, futures
+
+    def done(self) -> bool:
+        return all(f is None or f.done() for f in self.futures)
+
+    def result(self) -> tuple[int, list[list[float]]]:
+        out = []
+        for c, fut in zip(self.conts, self.futures):
+            if fut is None:
+                out.append([])
+                continue
+            steps = fut.result().prompt_logprobs  # one dict per prompt token, None for the first
+            out.append([float(steps[self.n_prefix + j][t].logprob) for j, t in enumerate(c)])
+        return self.n_prefix, out
+
+
 class VLLMBackend(LocalTokenizer):
     def __init__(self, model: str, dtype: str = "auto", engine_args: dict | None = None,
                  concurrency: int | None = None, chat_template_kwargs: dict | None = None):
@@ -322,6 +342,12 @@ class VLLMBackend(LocalTokenizer):
     def continuation_logprobs(self, prefix: str, continuations: list[str]) -> tuple[int, list[list[float]]]:
         """Raw log-probabilities of each continuation's tokens after ``prefix`` (tokenized apart, then
         joined), from vLLM's prompt logprobs: one request per continuation, the prefix's KV cached."""
+        call = self.start_logprobs(prefix, continuations)
+        self.drive(call.done)
+        return call.result()
+
+    def start_logprobs(self, prefix: str, continuations: list[str]) -> "_LogprobCall":
+        """Queue ``continuation_logprobs``' requests for the engine's next step (``Engine.start_logprobs``)."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -331,15 +357,8 @@ class VLLMBackend(LocalTokenizer):
         conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
         sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0,
                             output_kind=RequestOutputKind.FINAL_ONLY)
-        futures = [self.loop.submit({"prompt_token_ids": ids + c}, sp.clone()) if c else None for c in conts]
-        out = []
-        for c, fut in zip(conts, futures):
-            if fut is None:
-                out.append([])
-                continue
-            steps = self.loop.result(fut).prompt_logprobs  # one dict per prompt token, None for the first
-            out.append([float(steps[len(ids) + j][t].logprob) for j, t in enumerate(c)])
-        return len(ids), out
+        futures = iter(self.loop.submit_many([({"prompt_token_ids": ids + c}, sp.clone()) for c in conts if c]))
+        return _LogprobCall(len(ids), conts, [next(futures) if c else None for c in conts])
 
     def close(self) -> None:
         """Stop the engine thread and the engine, so another model can be loaded in this process."""

@@ -145,6 +145,23 @@ def test_a_ctrl_c_wrapped_in_another_exception_is_still_an_interrupt(capsys):
     assert cli_guard(lambda: 1 / 0) == 1  # an ordinary bug stays one
 
 
+def test_a_failure_after_a_swallowed_ctrl_c_is_still_an_interrupt(capsys):
+    """As in ``import torch`` interrupted while it initialises numpy: the extension swallows the interrupt,
+    and what fails next (the import of numpy again) is its consequence, not a bug."""
+    def body():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here
+        except KeyboardInterrupt:
+            pass  # what a C extension's initialisation may do
+        raise ImportError("cannot load module more than once per process")
+
+    assert cli_guard(body) == 130
+    assert capsys.readouterr().err.startswith("interrupted")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert cli_guard(lambda: 1 / 0) == 1  # the note does not outlive the command
+
+
 def main_with_bug():
     from ttc.errors import debug_requested
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 
@@ -25,16 +27,21 @@ def debug_requested(flag: bool = False) -> bool:
 def cli_guard(body: Callable[[], int], debug: bool = False, sweep: bool = True) -> int:
     """Run a command's body and turn what a user can meet into one ``error:`` line and an exit code:
     ``TTCError`` and a full disk (ENOSPC, EFBIG, EDQUOT) or other OS error exit 2, Ctrl-C 130 (also when
-    Python wrapped it in another exception), anything else (a bug) 1. With ``debug`` (``--debug`` or
+    Python wrapped it in another exception, or when code that swallowed it failed afterwards), anything else
+    (a bug) 1. With ``debug`` (``--debug`` or
     ``TTC_DEBUG=1``) everything is re-raised with its traceback, the chained cause included. For a ``sweep``
     (``python -m ttc.run``) the messages say that re-running the command resumes and name its --debug flag;
     the other commands pass ``sweep=False``."""
+    pressed: list[bool] = []
+    restore = _note_ctrl_c(pressed)
     try:
         return body()
     except (KeyboardInterrupt, Exception) as e:
         if debug:
             raise
-        if isinstance(e, KeyboardInterrupt) or _caused_by_interrupt(e):  # e.g. in a class's __set_name__
+        # Python wraps an interrupt that lands in a class's __set_name__; an extension's initialisation can
+        # swallow it (import torch: numpy's init fails, and the next import of numpy raises ImportError)
+        if isinstance(e, KeyboardInterrupt) or _caused_by_interrupt(e) or pressed:
             print("interrupted: finished problems are saved; re-run the same command to resume" if sweep
                   else "interrupted", file=sys.stderr)
             return 130
@@ -54,6 +61,23 @@ def cli_guard(body: Callable[[], int], debug: bool = False, sweep: bool = True) 
         print(f"error: internal error ({type(e).__name__}: {str(e)[:200]}); re-run with {flag} for the traceback",
               file=sys.stderr)
         return 1
+    finally:
+        restore()
+
+
+def _note_ctrl_c(pressed: list) -> Callable[[], None]:
+    """While the body runs, Ctrl-C still raises KeyboardInterrupt, and is also noted in ``pressed``. Only in
+    the main thread, and only where SIGINT has Python's default handler; returns what puts it back."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return lambda: None
+
+    def handler(signum, frame):
+        pressed.append(True)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    return lambda: signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _caused_by_interrupt(e: BaseException) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ttc.errors import TTCError, cli_guard
+from ttc.errors import TTCError, check_interrupted, cli_guard
 from ttc.hubcheck import _reachable
 from ttc.run import main
 
@@ -160,6 +160,30 @@ def test_a_failure_after_a_swallowed_ctrl_c_is_still_an_interrupt(capsys):
     assert capsys.readouterr().err.startswith("interrupted")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
     assert cli_guard(lambda: 1 / 0) == 1  # the note does not outlive the command
+    check_interrupted()
+
+
+def test_a_sweep_stops_at_its_next_step_after_a_swallowed_ctrl_c(tmp_path, capsys):
+    """A Ctrl-C swallowed while the model loads (no failure follows) still stops the sweep, before it
+    generates anything, with exit 130."""
+    from conftest import scripted
+    from ttc.backends.fake import FakeBackend
+    from ttc.config import RunConfig, SweepConfig
+    from ttc.runner import run_sweep
+
+    def factory(model, config):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        return FakeBackend(scripted())
+
+    config = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=("smollm2-135m",), budgets=(1, 2), limit=3),
+                       out=str(tmp_path))
+    assert cli_guard(lambda: run_sweep(config, backend_factory=factory, progress=False) and 0) == 130
+    assert capsys.readouterr().err.startswith("interrupted")
+    assert not list(tmp_path.glob("*/records/*/*.parquet"))
 
 
 def main_with_bug():

@@ -18,6 +18,7 @@ class TTCError(Exception):
 
 
 DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_CTRL_C = threading.Event()  # set by cli_guard's SIGINT handler while a command runs
 
 
 def debug_requested(flag: bool = False) -> bool:
@@ -32,8 +33,8 @@ def cli_guard(body: Callable[[], int], debug: bool = False, sweep: bool = True) 
     ``TTC_DEBUG=1``) everything is re-raised with its traceback, the chained cause included. For a ``sweep``
     (``python -m ttc.run``) the messages say that re-running the command resumes and name its --debug flag;
     the other commands pass ``sweep=False``."""
-    pressed: list[bool] = []
-    restore = _note_ctrl_c(pressed)
+    _CTRL_C.clear()
+    restore = _note_ctrl_c()
     try:
         return body()
     except (KeyboardInterrupt, Exception) as e:
@@ -41,7 +42,7 @@ def cli_guard(body: Callable[[], int], debug: bool = False, sweep: bool = True) 
             raise
         # Python wraps an interrupt that lands in a class's __set_name__; an extension's initialisation can
         # swallow it (import torch: numpy's init fails, and the next import of numpy raises ImportError)
-        if isinstance(e, KeyboardInterrupt) or _caused_by_interrupt(e) or pressed:
+        if isinstance(e, KeyboardInterrupt) or _caused_by_interrupt(e) or _CTRL_C.is_set():
             print("interrupted: finished problems are saved; re-run the same command to resume" if sweep
                   else "interrupted", file=sys.stderr)
             return 130
@@ -63,17 +64,26 @@ def cli_guard(body: Callable[[], int], debug: bool = False, sweep: bool = True) 
         return 1
     finally:
         restore()
+        _CTRL_C.clear()  # a library call after the command must not see it
 
 
-def _note_ctrl_c(pressed: list) -> Callable[[], None]:
-    """While the body runs, Ctrl-C still raises KeyboardInterrupt, and is also noted in ``pressed``. Only in
-    the main thread, and only where SIGINT has Python's default handler; returns what puts it back."""
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed while a command runs but the interrupt was swallowed
+    (an extension's initialisation can catch it: ``import torch`` while it initialises numpy), so that the
+    command stops at this point instead of running on. Long commands call it between steps."""
+    if _CTRL_C.is_set():
+        raise KeyboardInterrupt
+
+
+def _note_ctrl_c() -> Callable[[], None]:
+    """While the body runs, Ctrl-C still raises KeyboardInterrupt, and is also noted (``check_interrupted``).
+    Only in the main thread, and only where SIGINT has Python's default handler; returns what puts it back."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         return lambda: None
 
     def handler(signum, frame):
-        pressed.append(True)
+        _CTRL_C.set()
         signal.default_int_handler(signum, frame)
 
     signal.signal(signal.SIGINT, handler)

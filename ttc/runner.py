@@ -24,7 +24,7 @@ from tasks import get_task, load_problems
 from ttc.backends import BACKENDS, Backend, GenParams, make_backend
 from ttc.config import RunConfig
 from ttc.context import ModelContext
-from ttc.errors import TTCError
+from ttc.errors import TTCError, check_interrupted
 from ttc.flops import FLOPS_CONVENTION
 from ttc.lock import run_lock
 from ttc.models import check_model_name
@@ -241,6 +241,7 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
 
 def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: bool, tasks: dict,
            problems: dict) -> RunStore:
+    check_interrupted()  # the imports so far (datasets, torch) may have swallowed a Ctrl-C
     store = RunStore.open(config.out, config.run_id, build_header(config))
     sweep = config.sweep
 
@@ -280,6 +281,7 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
             close_backend(backend)  # free the previous model before loading the next
             backend = None
             backend = factory(model, config)
+            check_interrupted()  # loading a model imports extensions that may swallow a Ctrl-C
             register_model(store, model, backend.info, resuming=len(items) < per_model)
             # A backend that decodes one batch at a time (hf) runs groups of problems in lock-step rounds that
             # share batches; one that batches continuously (vllm) has this thread step its engine for up to
@@ -295,12 +297,14 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
                 stream = in_flight(items, generate, width)
             for (_, tname, sname, problem), records in stream:
                 store.shard(tname, model, sname).append_problem(records)
+                check_interrupted()
                 tokens += sum(r.generated_tokens for r in records)
                 bar.update(1)
                 bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
     finally:
         bar.close()
         close_backend(backend)
+    check_interrupted()
     finish(store, config)
     return store
 

@@ -55,8 +55,18 @@ def loop_with(engine) -> EngineLoop:
     return EngineLoop(SimpleNamespace(llm_engine=engine))
 
 
+def submit(loop, steps):
+    return loop.submit_many([({"prompt_token_ids": [1]}, steps)])[0]
+
+
+def result(loop, fut):
+    """How a caller waits for its request: stepping the engine itself unless another thread does."""
+    loop.drive(fut.done)
+    return fut.result()
+
+
 def ask(loop, steps):
-    return loop.result(loop.submit({"prompt_token_ids": [1]}, steps)).finished
+    return result(loop, submit(loop, steps)).finished
 
 
 def test_a_lone_caller_steps_its_own_request():
@@ -80,8 +90,8 @@ def test_one_thread_at_a_time_steps_the_engine_for_all_that_wait():
     engine = ScriptedEngine()
     loop = loop_with(engine)
     with ThreadPoolExecutor(8, thread_name_prefix="problem") as pool:
-        futures = [loop.submit({"prompt_token_ids": [1]}, 5 + k % 4) for k in range(8)]
-        waiters = [pool.submit(loop.result, f) for f in futures]
+        futures = [submit(loop, 5 + k % 4) for k in range(8)]
+        waiters = [pool.submit(result, loop, f) for f in futures]
         loop.drive(lambda: all(f.done() for f in futures))
         assert all(w.result(timeout=30).finished for w in waiters)
     assert len(engine.threads) == 8 and engine.overlaps == 0
@@ -102,7 +112,7 @@ def test_an_engine_failure_fails_every_waiting_request_and_later_ones():
 def test_ctrl_c_in_the_driving_thread_releases_the_waiting_threads():
     engine = ScriptedEngine(interrupt_at=4)
     loop = loop_with(engine)
-    futures = [loop.submit({"prompt_token_ids": [1]}, 50) for _ in range(4)]
+    futures = [submit(loop, 50) for _ in range(4)]
     with pytest.raises(KeyboardInterrupt):
         loop.drive(lambda: all(f.done() for f in futures))
     assert len(engine.threads) == 4

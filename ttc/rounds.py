@@ -80,7 +80,7 @@ class Rounds:
 
     def __init__(self, batch: Batch | None = None, max_rows: int = 256, engine: Engine | None = None):
         if (batch is None) == (engine is None):
-            raise ValueError("Rounds takes a batch function or an engine, not both")
+            raise ValueError("Rounds takes either a batch function or an engine")
         if max_rows < 1:
             raise ValueError(f"max_rows must be positive, got {max_rows}")
         self._batch, self._engine = batch, engine
@@ -141,9 +141,7 @@ class _Batches:
     def __init__(self, rounds: Rounds):
         self.rounds, self.calls = rounds, []
 
-    def add(self, calls: Calls) -> None:
-        if any(isinstance(call, Logprobs) for _, call in calls):  # Submit.logprobs is None here
-            raise TypeError("a lock-step backend takes only generate calls")
+    def add(self, calls: Calls) -> None:  # generate calls only: Submit.logprobs is None here
         self.calls += calls
 
     def advance(self) -> dict:

@@ -12,7 +12,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -152,20 +152,18 @@ def in_flight(items: list, fn: Callable, width: int):
         return
     pool = ThreadPoolExecutor(min(width, len(items)) or 1, thread_name_prefix="ttc-problem")
     futures = {pool.submit(fn, item): item for item in items}
-    pending, error = set(futures), None
+    error = None
     try:
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                if fut.cancelled():
-                    continue
-                if fut.exception() is not None:
-                    if error is None:
-                        error = fut.exception()
-                        for f in futures:
-                            f.cancel()
-                    continue
-                yield futures[fut], fut.result()
+        for fut in as_completed(futures):
+            if fut.cancelled():
+                continue
+            if fut.exception() is not None:
+                if error is None:
+                    error = fut.exception()
+                    for f in futures:
+                        f.cancel()
+                continue
+            yield futures[fut], fut.result()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     if error is not None:
@@ -179,13 +177,13 @@ def item_key(item) -> tuple:
 
 
 def in_groups(items: list, pending: set, fn: Callable, backend, width: int):
-    """Yield ``(item, fn(item, submit))`` for every item whose ``item_key`` is in ``pending``, the items run
-    in lock-step groups of ``width`` on a backend that decodes one batch at a time (``ttc.rounds``): each group's model calls of a
-    round are merged into one batch. Groups are consecutive runs of ``items`` (all of a model's items, done
-    or not), so a resumed run forms the same groups as an uninterrupted one and, where a backend's outputs
-    depend on what shares a batch, gives the same records: a group with some items done runs them again
-    and their records are dropped. After a failure the group finishes (its other items are yielded) and no
-    new group starts."""
+    """Yield ``(item, fn(item, submit))`` for every item whose ``item_key`` is in ``pending``, the items run in
+    lock-step groups of ``width`` on a backend that decodes one batch at a time (``ttc.rounds``): each group's
+    model calls of a round are merged into one batch. Groups are consecutive runs of ``items`` (all of a model's
+    items, done or not), so a resumed run forms the same groups as an uninterrupted one and, where a backend's
+    outputs depend on what shares a batch, gives the same records: a group with some items done runs them again
+    and their records are dropped. After a failure the group finishes (its other items are yielded) and no new
+    group starts."""
     rounds = Rounds(backend.generate_requests)
     for start in range(0, len(items), width):
         group = items[start:start + width]

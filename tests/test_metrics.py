@@ -2,9 +2,10 @@
 
 from math import comb
 
+import numpy as np
 import pytest
 
-from ttc.metrics import bootstrap_ci, majority_at_k, pass_at_k
+from ttc.metrics import bootstrap_ci, bootstrap_ci_runs, majority_at_k, pass_at_k
 
 
 @pytest.mark.parametrize("n,c,k,expected", [
@@ -65,3 +66,15 @@ def test_bootstrap_ci_brackets_mean():
     assert lo < 0.5 < hi
     assert 0.35 < lo and hi < 0.65
     assert bootstrap_ci([0.3]) == (0.3, 0.3)
+
+
+@pytest.mark.parametrize("max_cells", [1 << 22, 5000])
+def test_bootstrap_of_many_runs_equals_one_run_at_a_time(max_cells):
+    """Bit for bit, runs of one length sharing their draws, in chunks or not (5000 cells: a run at a time)."""
+    rng = np.random.default_rng(7)
+    sizes = rng.choice([1, 2, 3, 8, 8, 8, 13, 40], size=60)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    values = rng.random(int(sizes.sum())).round(3) / 3
+    lo, hi = bootstrap_ci_runs(values, starts, n_boot=500, seed=11, max_cells=max_cells)
+    for a, m, low, high in zip(starts, sizes, lo, hi):
+        assert (low, high) == bootstrap_ci(values[a:a + m], n_boot=500, seed=11)

@@ -88,7 +88,7 @@ def test_report_of_a_sweep_is_self_contained(tmp_path):
 def test_report_failure_never_loses_the_run(tmp_path, monkeypatch, capsys):
     import ttc.report
 
-    def broken(run_dir):
+    def broken(run_dir, **given):
         raise RuntimeError("drawing failed")
 
     monkeypatch.setattr(ttc.report, "write_report", broken)
@@ -134,3 +134,85 @@ def test_run_prints_routes_after_the_summary(tmp_path, capsys):
                                                                 "correct"])).iloc[0]
     assert out.startswith("answers by extraction route")
     assert f"{100 * table['strict']:.1f}" in out and f"{100 * table['flexible']:.1f}" in out
+
+
+def random_records(seed: int) -> pd.DataFrame:
+    """Records of two tasks x two models x two samplers, in shuffled order: ties, unparsed answers, an
+    answer graded both ways, unshared prefills and missing verifier costs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for task, model, sampler in [(t, m, s) for t in ("t1", "t0") for m in ("m", "a") for s in ("sample", "beam")]:
+        for p in rng.permutation(9):
+            n = int(rng.integers(1, 9))
+            for i in range(n):
+                a = rng.choice(["1", "2", "3", "", "10"], p=[.3, .2, .2, .2, .1]) or None
+                rows.append(dict(task=task, model=model, sampler=sampler, problem_id=f"p{p}", sample_index=i,
+                                 n_samples=n, answer=a, answer_strict=a if rng.random() < .5 else None, gold="2",
+                                 correct=a == "2" or (a == "10" and bool(rng.random() < .5)),
+                                 prompt_tokens=int(rng.integers(5, 9)), generated_tokens=int(rng.integers(1, 50)),
+                                 finish_reason="length" if rng.random() < .2 else "stop",
+                                 prefill_flops=float(rng.integers(1, 5)), decode_flops=float(rng.integers(1, 99)),
+                                 prefill_shared=bool(p % 3), verifier_flops=float(rng.integers(0, 3)) or None))
+    return pd.DataFrame(rows).sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def stats_by_definition(df: pd.DataFrame) -> dict:
+    """problem_stats' numbers and vote_counts' rows, one problem at a time in plain Python."""
+    out = {}
+    for key, g in df.groupby(browse.KEYS):
+        recs = g.sort_values("sample_index").to_dict("records")
+        answers = [r["answer"] for r in recs if isinstance(r["answer"], str)]
+        counts = {a: answers.count(a) for a in answers}
+        good = {a: any(r["correct"] for r in recs if r["answer"] == a) for a in counts}
+        votes = sorted(counts, key=lambda a: (-counts[a], a))
+        winners = [a for a in votes if counts[a] == counts[votes[0]]]
+        prefill = [r["prefill_flops"] for r in recs]
+        out[key] = dict(
+            n=len(recs), correct=sum(r["correct"] for r in recs), unparsed=len(recs) - len(answers),
+            flex_only=sum(r["correct"] and isinstance(r["answer"], str) and r["answer_strict"] != r["answer"]
+                          for r in recs),
+            length=sum(r["finish_reason"] == "length" for r in recs),
+            generated_tokens=sum(r["generated_tokens"] for r in recs) / len(recs),
+            flops=(max(prefill) if recs[0]["prefill_shared"] else sum(prefill))
+            + sum(r["decode_flops"] for r in recs) + sum(0 if pd.isna(r["verifier_flops"]) else r["verifier_flops"] for r in recs),
+            vote=sum(good[a] for a in winners) / len(winners) if winners else 0.0,
+            winner=votes[0] if votes else None, tied=len(winners),
+            votes=[[a, counts[a], good[a], rank] for rank, a in enumerate(votes)])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_problem_stats_and_votes_equal_their_definition(seed):
+    df = random_records(seed)
+    expected = stats_by_definition(df)
+    stats = browse.problem_stats(df).set_index(browse.KEYS)
+    votes = browse.vote_counts(df)
+    assert list(stats.index) == sorted(expected)  # one row per problem, in key order
+    for key, e in expected.items():
+        row = stats.loc[key]
+        for col in ("n", "correct", "unparsed", "flex_only", "length", "tied"):
+            assert row[col] == e[col], (key, col)
+        for col in ("generated_tokens", "flops", "vote"):
+            assert row[col] == pytest.approx(e[col], rel=1e-12), (key, col)
+        assert (row["winner"] if isinstance(row["winner"], str) else None) == e["winner"]
+        mine = votes[(votes[browse.KEYS] == pd.Series(key, index=browse.KEYS)).all(axis=1)]
+        assert mine[["answer", "count", "correct", "rank"]].values.tolist() == e["votes"], key
+    ordered = df.sort_values(browse.KEYS + ["sample_index"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(browse.vote_counts(ordered), votes)  # the input's order does not matter
+
+
+def test_the_sweeps_page_equals_the_page_written_from_disk(tmp_path, monkeypatch):
+    """The finish hands the page the records and summary it has; the page is the one python -m ttc.report
+    writes from the run directory alone, and the records were read once for both."""
+    import ttc.store
+
+    reads = []
+    real = ttc.store.read_records
+    monkeypatch.setattr(ttc.store, "read_records", lambda *a, **k: reads.append(a) or real(*a, **k))
+    store = small_run(tmp_path)
+    finished = (store.root / "report.html").read_text()
+    assert len(reads) == 1
+    write_report(store.root)
+    assert (store.root / "report.html").read_text() == finished

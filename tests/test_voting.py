@@ -131,6 +131,28 @@ def test_vote_values_leaves_a_weighted_vote_with_differing_weights_to_the_caller
                                                   [0.9, 0.9, 0.5, 0.1]))
 
 
+def test_vote_classes_are_each_problems_answers_in_order_of_first_appearance():
+    """Counted as a dict per problem would count them, whatever order the records come in; a problem
+    whose samples are all unparsed has no classes."""
+    import pandas as pd
+
+    from ttc.tables import Problems, vote_classes
+
+    rng = random.Random(3)
+    rows = [dict(problem_id=f"p{p}", sample_index=i, answer=rng.choice(["x", "y", "10", None] if p else [None]),
+                 correct=rng.random() < 0.3) for p in range(6) for i in range(rng.randint(1, 9))]
+    df = pd.DataFrame(rows).sample(frac=1, random_state=1)
+    p = Problems.of(df.reset_index(drop=True))
+    weights = np.where(p.df["answer"] == "x", 0.5, 0.25)  # weights go with the records in the problems' order
+    for pid, (counts, good, unparsed, cw) in zip(p.ids, vote_classes(p, weights)):
+        mine = [r for r in rows if r["problem_id"] == pid]
+        order = list(dict.fromkeys(r["answer"] for r in mine if r["answer"] is not None))
+        assert counts.tolist() == [sum(r["answer"] == a for r in mine) for a in order]
+        assert good.tolist() == [any(r["correct"] for r in mine if r["answer"] == a) for a in order]
+        assert unparsed == sum(r["answer"] is None for r in mine)
+        assert (cw is None) if not order else cw.tolist() == [0.5 if a == "x" else 0.25 for a in order]
+
+
 def exact_majority(sizes, unparsed, k):
     """P(answer 0 wins a random k-subset's vote), ties scoring 1/t: a count over subsets with exact integers
     (for each count v of answer 0, the other answers drawn at most v times, tracking how many tie)."""

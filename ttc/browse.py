@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ttc.store import load_run
+from ttc.tables import sort_by, starts_of
 
 KEYS = ["task", "model", "sampler", "problem_id"]
 LIGHT_COLUMNS = KEYS + ["sample_index", "n_samples", "answer", "answer_strict", "gold", "correct",
@@ -45,59 +46,79 @@ def problem_stats(df: pd.DataFrame, levels: pd.DataFrame | None = None,
     """One row per (task, model, sampler, problem): the statistics of the module docstring. ``votes`` is
     ``vote_counts(df)`` when the caller has it already."""
     cols = KEYS + ["gold", "n", "correct", "unparsed", "flex_only", "length", "prompt_tokens",
-                   "generated_tokens", "flops", "vote", "winner", "level"]
+                   "generated_tokens", "flops", "vote", "winner", "tied", "level"]
     if df.empty:
         return pd.DataFrame(columns=cols)
-    d = pd.DataFrame({k: df[k] for k in KEYS})
-    d["correct"] = df["correct"].astype(bool).astype(int)
-    d["unparsed"] = df["answer"].isna().astype(int)
-    d["flex_only"] = _flex_only(df).astype(int)
-    d["length"] = (df["finish_reason"] == "length").astype(int)
-    for c in ("prompt_tokens", "generated_tokens", "prefill_flops", "decode_flops"):
-        d[c] = df[c].astype(float)
-    d["verifier_flops"] = df["verifier_flops"].fillna(0).astype(float) if "verifier_flops" in df else 0.0
-    d["gold"] = df["gold"].astype(str)
-    d["shared"] = df["prefill_shared"].astype(bool)
-    g = d.groupby(KEYS, sort=True)
-    out = g.agg(gold=("gold", "first"), n=("correct", "size"), correct=("correct", "sum"),
-                unparsed=("unparsed", "sum"), flex_only=("flex_only", "sum"), length=("length", "sum"),
-                prompt_tokens=("prompt_tokens", "mean"), generated_tokens=("generated_tokens", "mean"),
-                pre_max=("prefill_flops", "max"), pre_sum=("prefill_flops", "sum"), shared=("shared", "first"),
-                decode=("decode_flops", "sum"), verifier=("verifier_flops", "sum"))
-    out["flops"] = np.where(out["shared"], out["pre_max"], out["pre_sum"]) + out["decode"] + out["verifier"]
-    out = out.drop(columns=["pre_max", "pre_sum", "shared", "decode", "verifier"]).reset_index()
+    df = sort_by(df, KEYS)
+    starts = starts_of(df, KEYS)
+    n = np.diff(np.concatenate([starts, [len(df)]]))
+
+    def total(x) -> np.ndarray:
+        return np.add.reduceat(np.asarray(x, dtype=float), starts)
+
+    def counts(mask) -> np.ndarray:
+        return np.add.reduceat(np.asarray(mask, dtype=np.int64), starts)
+
+    out = pd.DataFrame({k: df[k].to_numpy()[starts] for k in KEYS})
+    out["gold"] = df["gold"].astype(str).to_numpy()[starts]
+    out["n"] = n
+    out["correct"] = counts(df["correct"].astype(bool))
+    out["unparsed"] = counts(df["answer"].isna())
+    out["flex_only"] = counts(_flex_only(df))
+    out["length"] = counts(df["finish_reason"] == "length")
+    out["prompt_tokens"] = total(df["prompt_tokens"]) / n
+    out["generated_tokens"] = total(df["generated_tokens"]) / n
+    prefill = df["prefill_flops"].to_numpy(dtype=float)
+    shared = df["prefill_shared"].astype(bool).to_numpy()[starts]
+    verifier = df["verifier_flops"].fillna(0) if "verifier_flops" in df else np.zeros(len(df))
+    out["flops"] = (np.where(shared, np.maximum.reduceat(prefill, starts), total(prefill))
+                    + total(df["decode_flops"]) + total(verifier))
     votes = vote_counts(df) if votes is None else votes
-    if len(votes):
-        top = votes.groupby(KEYS, sort=False)["count"].transform("max")
-        win = votes[votes["count"] == top]
-        agg = win.groupby(KEYS, sort=False).agg(vote=("correct", "mean"), winner=("answer", "first"),
-                                                tied=("answer", "size")).reset_index()
-        out = out.merge(agg, on=KEYS, how="left")
-    else:
-        out["vote"], out["winner"], out["tied"] = np.nan, None, 0
-    out["vote"] = out["vote"].fillna(0.0)
-    out["tied"] = out["tied"].fillna(0).astype(int)
+    out["vote"], out["winner"], out["tied"] = 0.0, None, 0
+    if len(votes):  # each problem's answers come by count, so its winners (the most frequent) come first
+        vs = starts_of(votes, KEYS)
+        c = votes["count"].to_numpy()
+        win = c == np.repeat(c[vs], np.diff(np.concatenate([vs, [len(votes)]])))
+        tied = np.add.reduceat(win.astype(np.int64), vs)
+        good = np.add.reduceat((win & votes["correct"].astype(bool).to_numpy()).astype(float), vs)
+        at = pd.MultiIndex.from_frame(out[KEYS]).get_indexer(pd.MultiIndex.from_frame(votes[KEYS].iloc[vs]))
+        mine = at >= 0  # votes of other problems (a caller's) are ignored
+        out.loc[at[mine], "vote"] = (good / tied)[mine]
+        out.loc[at[mine], "winner"] = votes["answer"].to_numpy()[vs][mine]
+        out.loc[at[mine], "tied"] = tied[mine]
     if levels is not None and len(levels):
         lv = levels[["task", "model", "problem_id", "level"]].astype({"problem_id": str})
         out = out.merge(lv, on=["task", "model", "problem_id"], how="left")
     else:
         out["level"] = np.nan
-    return out
+    return out[cols]
 
 
 def vote_counts(df: pd.DataFrame) -> pd.DataFrame:
     """Per problem and distinct extracted answer: ``count`` of samples and whether it is ``correct``,
-    sorted by problem then count (descending), with ``rank`` from 0."""
-    d = df.loc[df["answer"].notna(), KEYS + ["answer", "correct"]].copy()
+    sorted by problem then count (descending), then answer, with ``rank`` from 0."""
+    d = df.loc[df["answer"].notna(), KEYS + ["answer", "correct"]]
     if d.empty:
         return pd.DataFrame(columns=KEYS + ["answer", "count", "correct", "rank"])
-    d["answer"] = d["answer"].astype(str)
-    d["correct"] = d["correct"].astype(bool)
-    v = d.groupby(KEYS + ["answer"], sort=False).agg(count=("correct", "size"), correct=("correct", "max"))
-    v = v.reset_index().sort_values(KEYS + ["count", "answer"], ascending=[True] * 4 + [False, True],
-                                    kind="stable")
-    v["rank"] = v.groupby(KEYS, sort=False).cumcount()
-    return v.reset_index(drop=True)
+    d = sort_by(d, KEYS)
+    starts = starts_of(d, KEYS)
+    problem = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(d)]])))
+    code, answers = pd.factorize(d["answer"].astype(str).to_numpy(), sort=True)  # codes in the answers' order
+    order = np.lexsort((code, problem))  # by problem, then answer
+    problem, code = problem[order], code[order]
+    correct = d["correct"].astype(bool).to_numpy()[order]
+    first = np.flatnonzero(np.concatenate([[True], (problem[1:] != problem[:-1]) | (code[1:] != code[:-1])]))
+    count = np.diff(np.concatenate([first, [len(d)]]))
+    good = np.maximum.reduceat(correct.astype(np.int8), first).astype(bool)
+    problem, code, rows = problem[first], code[first], order[first]
+    by = np.lexsort((code, -count, problem))  # by problem, count (descending), answer
+    problem, code, count, good, rows = problem[by], code[by], count[by], good[by], rows[by]
+    v = d.iloc[rows][KEYS].reset_index(drop=True)
+    v["answer"] = answers[code]
+    v["count"], v["correct"] = count, good
+    new = np.concatenate([[True], problem[1:] != problem[:-1]])
+    v["rank"] = np.arange(len(v)) - np.maximum.accumulate(np.where(new, np.arange(len(v)), 0))
+    return v
 
 
 def read_levels(run_dir: Path, df: pd.DataFrame) -> pd.DataFrame:

@@ -165,3 +165,29 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, level: float = 0.9
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
     alpha = (1 - level) / 2
     return (float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)))
+
+
+def bootstrap_ci_runs(values: Sequence[float], starts: Sequence[int], n_boot: int = 2000, level: float = 0.95,
+                      seed: int = 0, max_cells: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """``bootstrap_ci`` of every run ``values[starts[i]:starts[i+1]]`` (the last one to the end), the same
+    numbers: the resampled indices depend only on the seed and the run's length, so the runs of one length
+    are resampled together (at most ``max_cells`` resampled values at a time)."""
+    x = np.asarray(values, dtype=float)
+    starts = np.asarray(starts, dtype=np.int64)
+    sizes = np.diff(np.concatenate([starts, [x.size]]))
+    lo, hi = np.full(len(starts), np.nan), np.full(len(starts), np.nan)
+    one = sizes == 1
+    lo[one] = hi[one] = x[starts[one]]
+    alpha = (1 - level) / 2
+    for m in np.unique(sizes[sizes > 1]).tolist():
+        which = np.flatnonzero(sizes == m)
+        idx = np.random.default_rng(seed).integers(0, m, size=(n_boot, m))
+        rows = x[starts[which][:, None] + np.arange(m)]
+        step = max(1, max_cells // (n_boot * m))
+        for a in range(0, len(which), step):
+            part = rows[a:a + step]
+            # each run's (n_boot, m) resample, stacked: reduced row by row as bootstrap_ci reduces its own
+            means = part[:, idx].reshape(-1, m).mean(axis=1).reshape(len(part), n_boot)
+            lo[which[a:a + step]] = np.quantile(means, alpha, axis=1)
+            hi[which[a:a + step]] = np.quantile(means, 1 - alpha, axis=1)
+    return lo, hi

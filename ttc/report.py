@@ -27,7 +27,7 @@ from ttc import browse
 from ttc.errors import TTCError, cli_guard, debug_requested
 from ttc.report_page import page
 from ttc.routes import extraction_routes
-from ttc.store import detach_header, write_atomic
+from ttc.store import detach_header, read_header, write_atomic
 
 SAMPLES_PER_PROBLEM = 8  # texts shown per problem
 MAX_TEXT_CHARS = 4000  # each shown text is cut here
@@ -84,12 +84,13 @@ def provenance_section(header: dict, run_dir: Path) -> str:
             f"<details><summary>resolved config</summary><pre>{cfg}</pre></details>")
 
 
-def summary_section(run_dir: Path) -> tuple[str, pd.DataFrame | None]:
+def summary_section(run_dir: Path, summary: pd.DataFrame | None = None) -> tuple[str, pd.DataFrame | None]:
+    """The summary table's section and its overall rows: of ``summary`` when given, else of summary.csv."""
     path = run_dir / "summary.csv"
-    if not path.exists():
+    if summary is None and not path.exists():
         return "<h2>Summary</h2><p class=\"note\">No summary.csv in the run directory (run python -m " \
                "ttc.summary RUN_DIR to write it).</p>", None
-    s = pd.read_csv(path)
+    s = pd.read_csv(path) if summary is None else summary
     if "level" in s.columns:
         s = s[s["level"].astype(str) == "all"]
     if s.empty:
@@ -175,9 +176,9 @@ def browser_data(run_dir: Path, light: pd.DataFrame, header: dict, k: int, max_c
     texts = browse.sample_texts(run_dir, k, shown) if k > 0 and len(shown) else pd.DataFrame(columns=browse.TEXT_COLUMNS)
     samples, questions = {}, {}
     if len(texts):
-        meta = light[light["sample_index"] < k]
-        texts = texts.merge(meta.drop(columns=["gold", "n_samples"], errors="ignore"),
-                            on=browse.KEYS + ["sample_index"], how="inner")
+        meta = [c for c in browse.LIGHT_COLUMNS if c in light.columns and c not in ("gold", "n_samples")]
+        texts = texts.merge(light.loc[light["sample_index"] < k, meta], on=browse.KEYS + ["sample_index"],
+                            how="inner")
         flops = texts["decode_flops"].astype(float) + texts["verifier_flops"].fillna(0).astype(float)
         flops = flops + texts["prefill_flops"].astype(float).where(~texts["prefill_shared"].astype(bool), 0.0)
         cols = {c: texts[c].tolist() for c in ["sample_index", "text", "answer", "answer_strict", "correct",
@@ -217,13 +218,16 @@ def browser_data(run_dir: Path, light: pd.DataFrame, header: dict, k: int, max_c
 
 
 def write_report(run_dir, samples_per_problem: int = SAMPLES_PER_PROBLEM, max_chars: int = MAX_TEXT_CHARS,
-                 max_problems: int = MAX_TEXT_PROBLEMS) -> Path:
-    """Write ``run_dir/report.html`` (atomically) and return its path."""
+                 max_problems: int = MAX_TEXT_PROBLEMS, records: pd.DataFrame | None = None,
+                 summary: pd.DataFrame | None = None) -> Path:
+    """Write ``run_dir/report.html`` (atomically) and return its path. ``records`` (with at least
+    ``browse.LIGHT_COLUMNS``) and ``summary`` (as written to summary.csv) are the run's when the caller has
+    them already; else they are read from the run directory."""
     run_dir = Path(run_dir)
-    light = browse.load_columns(run_dir, browse.LIGHT_COLUMNS)
-    header = detach_header(light)
+    light = browse.load_columns(run_dir, browse.LIGHT_COLUMNS) if records is None else records
+    header = detach_header(light) or read_header(run_dir)
     title = f"ttc run {header.get('run_id', run_dir.name)}"
-    summary_html, summary = summary_section(run_dir)
+    summary_html, summary = summary_section(run_dir, summary)
     data, text_note = browser_data(run_dir, light, header, samples_per_problem, max_chars, max_problems)
     sections = [f"<h1>{html.escape(title)}</h1>",
                 f'<p class="note">{len(light)} records, {len(data["problems"]["rows"])} problems. Written by '

@@ -32,7 +32,7 @@ from ttc.provenance import git_state, host_info, library_versions
 from ttc.records import SCHEMA_VERSION, SampleRecord
 from ttc.rounds import Rounds
 from ttc.store import RunStore
-from ttc.summary import write_summary
+from ttc.summary import needed_columns, write_summary
 
 BackendFactory = Callable[[str, RunConfig], Backend]
 
@@ -309,13 +309,18 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
 
 def finish(store: RunStore, config: RunConfig) -> None:
     """Fold the run's record files together, then write ``summary.csv``, ``problems.csv``, ``curve.png`` and
-    ``report.html``."""
+    ``report.html`` from one read of the columns they need (never the texts, but those the page shows)."""
+    from ttc.browse import LIGHT_COLUMNS
+
     store.compact()
-    write_summary(store.root, SAMPLERS, budgets=config.sweep.budgets, seed=config.sampling.seed)
+    columns = list(dict.fromkeys([*LIGHT_COLUMNS, *needed_columns(SAMPLERS, config.sweep.samplers)]))
+    records = store.records(columns)
+    summary = write_summary(store.root, SAMPLERS, budgets=config.sweep.budgets, seed=config.sampling.seed,
+                            records=records)
     try:  # the page is a view of what is stored: failing to draw it never costs the run
         from ttc.report import write_report
 
-        write_report(store.root)
+        write_report(store.root, records=records, summary=summary)
     except Exception as e:  # noqa: BLE001
         print(f"warning: report.html not written ({type(e).__name__}: {e}); "
               f"python -m ttc.report {store.root} retries", file=sys.stderr)

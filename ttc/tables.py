@@ -37,16 +37,12 @@ class Problems:
 
     @classmethod
     def of(cls, df: pd.DataFrame) -> "Problems":
-        pid, idx = df["problem_id"].to_numpy(), df["sample_index"].to_numpy()
-        ordered = len(pid) < 2 or bool(np.all((pid[1:] > pid[:-1]) | ((pid[1:] == pid[:-1]) & (idx[1:] > idx[:-1]))))
-        df = df.reset_index(drop=True) if ordered else \
-            df.sort_values(["problem_id", "sample_index"], kind="stable").reset_index(drop=True)
-        pid = df["problem_id"].to_numpy()
-        if len(pid) == 0:
+        df = sort_by(df, ["problem_id", "sample_index"])
+        starts = starts_of(df, ["problem_id"])
+        if len(starts) == 0:
             return cls(np.array([], dtype=object), np.zeros(0, int), np.zeros(0, int), df)
-        starts = np.flatnonzero(np.concatenate([[True], pid[1:] != pid[:-1]]))
-        sizes = np.diff(np.concatenate([starts, [len(pid)]]))
-        return cls(pid[starts], starts, sizes, df)
+        sizes = np.diff(np.concatenate([starts, [len(df)]]))
+        return cls(df["problem_id"].to_numpy()[starts], starts, sizes, df)
 
     def sums(self, column: str) -> np.ndarray:
         x = self.df[column].to_numpy(dtype=float)
@@ -65,6 +61,36 @@ class Problems:
         return np.add.reduceat(self.correct().astype(np.int64), self.start) if len(self.df) else np.zeros(0, int)
 
 
+def sort_by(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``df`` in the order of ``keys``, with a fresh index: taken as it is when already in that order (the
+    store returns records sorted by their key), else stable-sorted."""
+    if len(df) > 1:
+        before = np.zeros(len(df) - 1, bool)  # row i+1 sorts before row i
+        tied = np.ones(len(df) - 1, bool)  # rows i and i+1 equal on the keys so far
+        try:
+            for k in keys:
+                c = df[k].to_numpy()
+                before |= tied & (c[1:] < c[:-1])
+                tied &= c[1:] == c[:-1]
+        except TypeError:  # values that do not compare (a missing value among strings): let pandas order them
+            before[:] = True
+        if before.any():
+            return df.sort_values(keys, kind="stable").reset_index(drop=True)
+    return df.reset_index(drop=True)
+
+
+def starts_of(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """The rows where a run of equal ``keys`` begins, in a frame sorted by them (``sort_by``)."""
+    if len(df) == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.zeros(len(df), bool)
+    new[0] = True
+    for k in keys:
+        c = df[k].to_numpy()
+        new[1:] |= c[1:] != c[:-1]
+    return np.flatnonzero(new)
+
+
 def sampling_cost(p: Problems, k: int, per_sample_extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(FLOPs, generated tokens) per problem of spending budget k on repeated sampling: the prompt's prefill
     (once when it is shared by the samples, else k times) plus k times the mean decode cost (and the mean of
@@ -77,19 +103,25 @@ def sampling_cost(p: Problems, k: int, per_sample_extra: np.ndarray | None = Non
     return flops, k * p.means("generated_tokens")
 
 
-def table(p: Problems, k: int, metric: str, value, flops, tokens, se=None) -> pd.DataFrame:
-    """Rows of one metric at budget k for the problems with at least k samples."""
+def table(p: Problems, k: int, metric: str, value, flops, tokens, se=None) -> dict:
+    """Rows of one metric at budget k for the problems with at least k samples, as columns (``concat``
+    makes the table of several)."""
     mask = p.n >= k
     value = np.asarray(value, dtype=float)
     se = np.zeros(len(p.ids)) if se is None else np.asarray(se, dtype=float)
-    return pd.DataFrame({"problem_id": p.ids[mask], "budget": k, "metric": metric, "value": value[mask],
-                         "se": se[mask], "flops": np.asarray(flops, dtype=float)[mask],
-                         "tokens": np.asarray(tokens, dtype=float)[mask]})
+    return {"problem_id": p.ids[mask], "budget": np.full(int(mask.sum()), k), "metric": metric,
+            "value": value[mask], "se": se[mask], "flops": np.asarray(flops, dtype=float)[mask],
+            "tokens": np.asarray(tokens, dtype=float)[mask]}
 
 
-def concat(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    tables = [t for t in tables if len(t)]
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=TABLE_COLUMNS)
+def concat(tables: list[dict]) -> pd.DataFrame:
+    """One table (``TABLE_COLUMNS``) of ``table``'s rows, in order."""
+    tables = [t for t in tables if len(t["problem_id"])]
+    if not tables:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    cols = {c: np.concatenate([t[c] for t in tables]) for c in TABLE_COLUMNS if c != "metric"}
+    cols["metric"] = np.concatenate([np.full(len(t["problem_id"]), t["metric"], dtype=object) for t in tables])
+    return pd.DataFrame({c: cols[c] for c in TABLE_COLUMNS})
 
 
 def pass_values(p: Problems, k: int) -> np.ndarray:
@@ -97,27 +129,36 @@ def pass_values(p: Problems, k: int) -> np.ndarray:
 
 
 def vote_classes(p: Problems, weights: np.ndarray | None = None) -> list[tuple]:
-    """Per problem ``(counts, good, unparsed, class_weights)`` of its answers, by one grouping over all
-    records (an answer is good if any of its samples is correct; ``class_weights`` is each answer's
-    common weight, or None when an answer's samples differ in weight)."""
-    answers = p.df["answer"].where(p.df["answer"].map(lambda a: isinstance(a, str)), None)
-    frame = pd.DataFrame({"pi": np.repeat(np.arange(len(p.ids)), p.n), "answer": answers,
-                          "correct": p.correct()})
-    if weights is not None:
-        frame["w"] = weights
-    valid = frame[frame["answer"].notna()]
-    agg = {"count": ("correct", "size"), "good": ("correct", "any")}
-    if weights is not None:
-        agg.update(wmin=("w", "min"), wmax=("w", "max"))
-    g = valid.groupby(["pi", "answer"], sort=False).agg(**agg).reset_index()
-    unparsed = p.n - np.bincount(valid["pi"].to_numpy(), minlength=len(p.ids))
+    """Per problem ``(counts, good, unparsed, class_weights)`` of its answers, in the order each answer first
+    appears among its samples (an answer is good if any of its samples is correct; ``class_weights`` is each
+    answer's common weight, or None when an answer's samples differ in weight)."""
+    answers = p.df["answer"].to_numpy(dtype=object)
+    rows = np.flatnonzero([isinstance(a, str) for a in answers])  # the samples that vote
+    problem = np.repeat(np.arange(len(p.ids)), p.n)[rows]
+    unparsed = p.n - np.bincount(problem, minlength=len(p.ids))
     out: list = [(np.zeros(0, int), np.zeros(0, bool), int(u), None) for u in unparsed]
-    for pi, rows in g.groupby("pi", sort=False):
+    if not len(rows):
+        return out
+    code, uniques = pd.factorize(answers[rows])
+    key = problem * len(uniques) + code  # one number per (problem, answer)
+    order = np.argsort(key, kind="stable")  # by problem and answer, each class's samples in row order
+    rows, problem, key = rows[order], problem[order], key[order]
+    first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    counts = np.diff(np.concatenate([first, [len(rows)]]))
+    good = np.maximum.reduceat(p.correct()[rows].astype(np.int8), first).astype(bool)
+    if weights is not None:
+        w = np.asarray(weights, dtype=float)[rows]
+        wmin, wmax = np.minimum.reduceat(w, first), np.maximum.reduceat(w, first)
+    by = np.lexsort((rows[first], problem[first]))  # each problem's answers in order of first appearance
+    cls_problem = problem[first][by]
+    bounds = np.flatnonzero(np.concatenate([[True], cls_problem[1:] != cls_problem[:-1], [True]]))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        pi, sel = int(cls_problem[a]), by[a:b]
         cw = None
         if weights is not None:
-            same = np.isclose(rows["wmin"], rows["wmax"], rtol=1e-12, atol=1e-15).all()
-            cw = rows["wmin"].to_numpy(dtype=float) if same else None
-        out[pi] = (rows["count"].to_numpy(), rows["good"].to_numpy(), int(unparsed[pi]), cw)
+            same = np.isclose(wmin[sel], wmax[sel], rtol=1e-12, atol=1e-15).all()
+            cw = wmin[sel] if same else None
+        out[pi] = (counts[sel], good[sel], int(unparsed[pi]), cw)
     return out
 
 

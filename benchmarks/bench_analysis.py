@@ -9,6 +9,7 @@ is that process's maximum resident set):
 * resume     opening the run as a resumed ``ttc.run`` does (header check, ids of finished problems)
 * load       ``ttc.load_run(run, columns=<the metric columns>)``
 * summary    ``python -m ttc.summary``: every metric at every power-of-two budget, bootstrap CIs, curve.png
+* finish     what a sweep does as it ends (``ttc.runner.finish``): the summary, curve.png and report.html
 * fit        ``python -m ttc.fit`` on the run
 
     python benchmarks/bench_analysis.py                       # 20x1024, 500x1024, 500x10000
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("write", "resume", "load", "summary", "fit")
+PHASES = ("write", "resume", "load", "summary", "finish", "fit")
 METRIC_COLUMNS = ["task", "model", "sampler", "problem_id", "sample_index", "answer", "correct",
                   "generated_tokens", "prefill_flops", "decode_flops", "prefill_shared"]
 
@@ -122,16 +123,23 @@ def phase(name: str, run_dir: Path) -> None:
             rc = subprocess.call([sys.executable, "-m", "ttc.summary", str(run_dir)], stdout=subprocess.DEVNULL)
             assert rc == 0
         else:  # an older ttc: the runner's finish step
-            from ttc.runner import finish
-            from ttc.store import RunStore
-
-            finish(RunStore(run_dir), _config(json.loads((run_dir / "header.json").read_text())))
+            _finish(run_dir)
+    elif name == "finish":
+        _finish(run_dir)
+        assert (run_dir / "report.html").exists()
     elif name == "fit":
         rc = subprocess.call([sys.executable, "-m", "ttc.fit", str(run_dir)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         if rc not in (0, 2):
             raise SystemExit(f"ttc.fit exited {rc}")
     print(json.dumps(usage(time.perf_counter() - t0)))
+
+
+def _finish(run_dir: Path) -> None:
+    from ttc.runner import finish
+    from ttc.store import RunStore
+
+    finish(RunStore(run_dir), _config(json.loads((run_dir / "header.json").read_text())))
 
 
 def usage(seconds: float) -> dict:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ttc.store import load_run
-from ttc.tables import sort_by, starts_of
+from ttc.tables import sizes_of, sort_by, starts_of
 
 KEYS = ["task", "model", "sampler", "problem_id"]
 LIGHT_COLUMNS = KEYS + ["sample_index", "n_samples", "answer", "answer_strict", "gold", "correct",
@@ -51,7 +51,7 @@ def problem_stats(df: pd.DataFrame, levels: pd.DataFrame | None = None,
         return pd.DataFrame(columns=cols)
     df = sort_by(df, KEYS)
     starts = starts_of(df, KEYS)
-    n = np.diff(np.concatenate([starts, [len(df)]]))
+    n = sizes_of(starts, len(df))
 
     def total(x) -> np.ndarray:
         return np.add.reduceat(np.asarray(x, dtype=float), starts)
@@ -78,7 +78,7 @@ def problem_stats(df: pd.DataFrame, levels: pd.DataFrame | None = None,
     if len(votes):  # each problem's answers come by count, so its winners (the most frequent) come first
         vs = starts_of(votes, KEYS)
         c = votes["count"].to_numpy()
-        win = c == np.repeat(c[vs], np.diff(np.concatenate([vs, [len(votes)]])))
+        win = c == np.repeat(c[vs], sizes_of(vs, len(votes)))
         tied = np.add.reduceat(win.astype(np.int64), vs)
         good = np.add.reduceat((win & votes["correct"].astype(bool).to_numpy()).astype(float), vs)
         at = pd.MultiIndex.from_frame(out[KEYS]).get_indexer(pd.MultiIndex.from_frame(votes[KEYS].iloc[vs]))
@@ -102,13 +102,13 @@ def vote_counts(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=KEYS + ["answer", "count", "correct", "rank"])
     d = sort_by(d, KEYS)
     starts = starts_of(d, KEYS)
-    problem = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(d)]])))
+    problem = np.repeat(np.arange(len(starts)), sizes_of(starts, len(d)))
     code, answers = pd.factorize(d["answer"].astype(str).to_numpy(), sort=True)  # codes in the answers' order
     order = np.lexsort((code, problem))  # by problem, then answer
     problem, code = problem[order], code[order]
     correct = d["correct"].astype(bool).to_numpy()[order]
     first = np.flatnonzero(np.concatenate([[True], (problem[1:] != problem[:-1]) | (code[1:] != code[:-1])]))
-    count = np.diff(np.concatenate([first, [len(d)]]))
+    count = sizes_of(first, len(d))
     good = np.maximum.reduceat(correct.astype(np.int8), first).astype(bool)
     problem, code, rows = problem[first], code[first], order[first]
     by = np.lexsort((code, -count, problem))  # by problem, count (descending), answer

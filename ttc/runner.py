@@ -309,7 +309,7 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
 
 def finish(store: RunStore, config: RunConfig) -> None:
     """Fold the run's record files together, then write ``summary.csv``, ``problems.csv``, ``curve.png`` and
-    ``report.html`` from one read of the columns they need (never the texts, but those the page shows)."""
+    ``report.html``, all from one read of the columns they need (the page reads the few texts it shows apart)."""
     from ttc.browse import LIGHT_COLUMNS
 
     store.compact()

@@ -41,7 +41,7 @@ class Problems:
         starts = starts_of(df, ["problem_id"])
         if len(starts) == 0:
             return cls(np.array([], dtype=object), np.zeros(0, int), np.zeros(0, int), df)
-        sizes = np.diff(np.concatenate([starts, [len(df)]]))
+        sizes = sizes_of(starts, len(df))
         return cls(df["problem_id"].to_numpy()[starts], starts, sizes, df)
 
     def sums(self, column: str) -> np.ndarray:
@@ -89,6 +89,11 @@ def starts_of(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
         c = df[k].to_numpy()
         new[1:] |= c[1:] != c[:-1]
     return np.flatnonzero(new)
+
+
+def sizes_of(starts: np.ndarray, length: int) -> np.ndarray:
+    """The length of each run, from where the runs begin (``starts_of``) in ``length`` rows."""
+    return np.diff(np.concatenate([starts, [length]])).astype(np.int64)
 
 
 def sampling_cost(p: Problems, k: int, per_sample_extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +149,7 @@ def vote_classes(p: Problems, weights: np.ndarray | None = None) -> list[tuple]:
     order = np.argsort(key, kind="stable")  # by problem and answer, each class's samples in row order
     rows, problem, key = rows[order], problem[order], key[order]
     first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-    counts = np.diff(np.concatenate([first, [len(rows)]]))
+    counts = sizes_of(first, len(rows))
     good = np.maximum.reduceat(p.correct()[rows].astype(np.int8), first).astype(bool)
     if weights is not None:
         w = np.asarray(weights, dtype=float)[rows]

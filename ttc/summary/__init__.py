@@ -28,7 +28,7 @@ import pandas as pd
 from ttc.errors import TTCError
 from ttc.metrics import bootstrap_ci_runs
 from ttc.store import detach_header, load_run, read_header, write_atomic
-from ttc.tables import TABLE_COLUMNS, sort_by, starts_of
+from ttc.tables import TABLE_COLUMNS, sizes_of, sort_by, starts_of
 
 SUMMARY_COLUMNS = ["task", "model", "sampler", "budget", "metric", "value", "ci_low", "ci_high",
                    "flops_per_problem", "tokens", "n_problems", "level", "se"]
@@ -69,12 +69,11 @@ def problem_levels(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["task", "model", "problem_id"]
     d = sort_by(df[keys + ["sampler", "correct"]], keys)
     starts = starts_of(d, keys)
-    problem = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(d)]])))
+    problem = np.repeat(np.arange(len(starts)), sizes_of(starts, len(d)))
     correct = d["correct"].astype(bool).to_numpy().astype(np.int64)
-    base = (d["sampler"] == LEVEL_SAMPLER).to_numpy()
-    n_all, c_all = np.bincount(problem, minlength=len(starts)), np.bincount(problem, correct, len(starts))
-    n_base, c_base = np.bincount(problem[base], minlength=len(starts)), np.bincount(problem[base], correct[base],
-                                                                                   len(starts))
+    every, base = np.ones(len(d), bool), (d["sampler"] == LEVEL_SAMPLER).to_numpy()
+    n_all, n_base = (np.bincount(problem[m], minlength=len(starts)) for m in (every, base))
+    c_all, c_base = (np.bincount(problem[m], correct[m], len(starts)) for m in (every, base))
     has = n_base > 0  # repeated sampling's records where they exist, else every record of the problem
     n = np.where(has, n_base, n_all)
     c = np.where(has, c_base, c_all).round().astype(np.int64)
@@ -111,7 +110,7 @@ def _aggregate(pp: pd.DataFrame, keys: list[str], seed: int, n_boot: int) -> pd.
     if not len(starts):
         return pd.DataFrame(columns=[*keys, "value", "ci_low", "ci_high", "flops_per_problem", "tokens",
                                      "n_problems", "se"])
-    n = np.diff(np.concatenate([starts, [len(pp)]]))
+    n = sizes_of(starts, len(pp))
     values = pp["value"].to_numpy(dtype=float)
     lo, hi = bootstrap_ci_runs(values, starts, n_boot=n_boot, seed=seed)
     out = pd.DataFrame({k: pp[k].to_numpy()[starts] for k in keys})

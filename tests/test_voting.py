@@ -184,3 +184,31 @@ def test_many_tied_answers_match_exact_integers(sizes, unparsed, ks):
     for k in ks:
         assert majority_at_k(answers, correct, k) == pytest.approx(float(exact_majority(sizes, unparsed, k)),
                                                                   abs=1e-9), k
+
+
+def test_problems_computed_together_equal_each_alone_and_enumeration(monkeypatch):
+    """``vote_many`` lays many problems (of several sample counts, with weights, several correct answers
+    and unparsed samples) side by side; blocks cut small so that every chunked path runs."""
+    import ttc.voting as voting
+
+    rng = random.Random(7)
+    cases, refs, k = [], [], 5
+    for _ in range(60):
+        answers, correct, _ = random_case(rng, n_max=12)
+        if len(answers) < k:
+            answers, correct = answers + [None] * (k - len(answers)), correct + [False] * (k - len(answers))
+        wmap = {a: rng.choice([0.0, 0.5, 1.0, 2.0]) for a in "abcde"} if rng.random() < 0.3 else None
+        counts, good, unparsed, cw = voting.classes(answers, correct, None if wmap is None else
+                                                    [wmap.get(a, 1.0) for a in answers])
+        if not counts:
+            continue
+        cases.append((counts, good, unparsed, None if wmap is None else cw))
+        refs.append(brute_vote(answers, correct, k, None if wmap is None else [wmap.get(a, 1.0) for a in answers]))
+    together = voting.vote_many(cases, k)
+    alone = [voting.vote_at_k(*case[:3], k, case[3]) for case in cases]
+    monkeypatch.setattr(voting, "CHUNK", 64)
+    voting._binomial.cache_clear()
+    small_blocks = voting.vote_many(cases, k)
+    assert together == pytest.approx(alone, abs=1e-12)
+    assert small_blocks == pytest.approx(alone, abs=1e-12)
+    assert together == pytest.approx(refs, abs=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -14,6 +15,14 @@ LIBRARIES = ("ttc", "torch", "transformers", "accelerate", "gguf", "safetensors"
 
 
 def library_versions() -> dict:
+    """The installed versions of ``LIBRARIES`` (and Python's), looked up once per process: each lookup scans
+    the import path (30 ms for all of them on 2 cores), and a library imported already stays the version
+    loaded even if another is installed meanwhile."""
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> dict:
     out = {"python": sys.version.split()[0]}
     for name in LIBRARIES:
         try:

@@ -85,6 +85,28 @@ class StepClock:
         return out
 
 
+class GcClock:
+    """Python's cyclic garbage collections of a pass (``gc.callbacks``): the oldest generation's count and
+    the seconds of all of them, part of whichever side of the steps they fall in."""
+
+    def __init__(self):
+        import gc
+
+        self.full, self.seconds, self._start = 0, 0.0, 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase, info):
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
+            self.full += info["generation"] == 2
+
+    def take(self) -> tuple[int, float]:
+        out, self.full, self.seconds = (self.full, self.seconds), 0, 0.0
+        return out
+
+
 def plain_generate(llm, prompts, seeds, n, args) -> int:
     """What a user would write by hand; returns the generated tokens."""
     from vllm import SamplingParams
@@ -163,7 +185,7 @@ def main() -> None:
         for pr, q in zip(problems[: args.hf_problems], params):
             tok_hf += sum(c.generated_tokens for c in hf.generate([task.prompt(pr)], q, n)[0])
         rows.append((f"transformers backend ({args.hf_problems} of the problems)", 0, tok_hf,
-                     time.perf_counter() - start, load(), None, None))
+                     time.perf_counter() - start, load(), None, None, None, None))
         del hf
 
     backend = VLLMBackend(args.model, dtype=args.dtype, engine_args=engine)
@@ -177,20 +199,21 @@ def main() -> None:
     for _ in range(args.warmup):  # untimed passes at full size: the first big batches are much slower
         plain_pass(llm, prompts, seeds, n, args)
 
-    clock = StepClock(llm.llm_engine)
+    clock, gcs = StepClock(llm.llm_engine), GcClock()
     for rep in range(args.repeats):
-        clock.take()
+        clock.take(), gcs.take()
         tok_p, t_p = plain_pass(llm, prompts, seeds, n, args)
-        rows.append(("plain vLLM, n=32", rep, tok_p, t_p, load(), *clock.take()))
+        rows.append(("plain vLLM, n=32", rep, tok_p, t_p, load(), *clock.take(), *gcs.take()))
         tok_t, t_t = ttc_pass(Shared(backend), config)
-        rows.append(("ttc.run, budgets 1..32", rep, tok_t, t_t, load(), *clock.take()))
+        rows.append(("ttc.run, budgets 1..32", rep, tok_t, t_t, load(), *clock.take(), *gcs.take()))
     tok_p, t_p = plain_pass(llm, prompts, seeds, n, args)  # a last plain pass: every ttc pass has one each side
-    rows.append(("plain vLLM, n=32", args.repeats, tok_p, t_p, load(), *clock.take()))
+    rows.append(("plain vLLM, n=32", args.repeats, tok_p, t_p, load(), *clock.take(), *gcs.take()))
     llm.reset_prefix_cache()
     start, tok_naive = time.perf_counter(), 0
     for k in BUDGETS:  # one generate per budget, the prefix cache kept between them as in one process
         tok_naive += plain_generate(llm, prompts, seeds, k, args)
-    rows.append(("naive loop per budget", 0, tok_naive, time.perf_counter() - start, load(), *clock.take()))
+    rows.append(("naive loop per budget", 0, tok_naive, time.perf_counter() - start, load(), *clock.take(),
+                 *gcs.take()))
     backend.close()
     report(rows, args, engine)
     shutil.rmtree(out, ignore_errors=True)
@@ -206,12 +229,14 @@ def report(rows, args, engine) -> None:
           f"temperature {args.temperature}; vllm {vllm.__version__}; dtype {args.dtype}; "
           f"engine args {json.dumps(engine)}; "
           f"{os.cpu_count()} CPUs\n")
-    print("| pass | rep | generated tokens | seconds | tokens/s | engine steps | seconds outside steps | load (1 min) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, rep, tokens, secs, ld, steps, in_steps in rows:
+    print("| pass | rep | generated tokens | seconds | tokens/s | engine steps | seconds outside steps "
+          "| full collections | collection seconds | load (1 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, rep, tokens, secs, ld, steps, in_steps, full, gc_secs in rows:
         outside = "-" if in_steps is None else f"{secs - in_steps:.2f}"
+        collected = "- | -" if full is None else f"{full} | {gc_secs:.2f}"
         print(f"| {name} | {rep} | {tokens} | {secs:.1f} | {tokens / secs:.1f} | {steps if steps is not None else '-'} "
-              f"| {outside} | {ld} |")
+              f"| {outside} | {collected} | {ld} |")
     plains = [r for r in rows if r[0] == PLAIN]
     ttcs = [r for r in rows if r[0] == TTC]
     # each ttc pass against the mean of the plain passes just before and after it: the machine's speed drifts

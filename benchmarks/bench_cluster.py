@@ -46,19 +46,19 @@ def fake_factory(model, cfg):
 def timed_sweep(config, factory=None):
     """Run a sweep without its final summary and curve; return wall, driver process and main-thread CPU
     seconds, records and generated tokens."""
-    import ttc.runner
+    import ttc.sweep.runner
     from ttc import load_run
 
     def clocks():
         return time.perf_counter(), time.process_time(), time.thread_time()
 
-    finish, ttc.runner.finish = ttc.runner.finish, lambda store, config: None
+    finish, ttc.sweep.runner.finish = ttc.sweep.runner.finish, lambda store, config: None
     try:
         before = clocks()
-        store = ttc.runner.run_sweep(config, backend_factory=factory, progress=False)
+        store = ttc.sweep.runner.run_sweep(config, backend_factory=factory, progress=False)
         wall, cpu, main_cpu = (b - a for a, b in zip(before, clocks()))
     finally:
-        ttc.runner.finish = finish
+        ttc.sweep.runner.finish = finish
     df = load_run(store.root)
     return wall, cpu, main_cpu, len(df), int(df["generated_tokens"].sum())
 
@@ -69,7 +69,7 @@ def warm_up(tmp, model, factory=None):
 
 
 def config(out, model, limit, budgets, max_tokens, address=None, replicas=()):
-    from ttc.config import ClusterConfig, RunConfig, SamplingConfig, SweepConfig
+    from ttc.sweep.config import ClusterConfig, RunConfig, SamplingConfig, SweepConfig
 
     return RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=(model,), budgets=budgets, limit=limit),
                      sampling=SamplingConfig(max_tokens=max_tokens), out=str(out),
@@ -136,10 +136,10 @@ def driver_alone(args, tmp):
     import ray
 
     from tasks import get_task, load_problems
-    from ttc.cluster import write
-    from ttc.cluster_worker import Worker
-    from ttc.runner import build_header
-    from ttc.store import RunStore
+    from ttc.store.runstore import RunStore
+    from ttc.sweep.cluster import write
+    from ttc.sweep.replica import Worker
+    from ttc.sweep.runner import build_header
 
     ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING")
     try:

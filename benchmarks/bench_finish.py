@@ -41,14 +41,14 @@ def worker(sizes: list[tuple[int, int]], repeats: int) -> dict:
     import pandas as pd
 
     import ttc
-    from ttc.backends.fake import FakeBackend
-    from ttc.config import RunConfig, SamplingConfig, SweepConfig
-    from ttc.plot import save_curve
-    from ttc.report import write_report
-    from ttc.runner import finish, run_sweep
-    from ttc.store import RunStore
     from samplers import SAMPLERS
-    from ttc.summary import write_summary
+    from ttc.backends.fake import FakeBackend
+    from ttc.metrics.summary import write_summary
+    from ttc.report.curve import save_curve
+    from ttc.report.html import write_report
+    from ttc.store.runstore import RunStore
+    from ttc.sweep.config import RunConfig, SamplingConfig, SweepConfig
+    from ttc.sweep.runner import finish, run_sweep
 
     out = {"ttc": str(Path(ttc.__file__).resolve().parent.parent)}
     tmp = Path(tempfile.mkdtemp(prefix="bench-finish-"))

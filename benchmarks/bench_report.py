@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ttc.records import SCHEMA_VERSION, SampleRecord  # noqa: E402
-from ttc.report import write_report  # noqa: E402
-from ttc.store import RunStore  # noqa: E402
+from ttc.report.html import write_report  # noqa: E402
+from ttc.store.records import SCHEMA_VERSION, SampleRecord  # noqa: E402
+from ttc.store.runstore import RunStore  # noqa: E402
 
 
 def make_run(out: Path, problems: int, samples: int, seed: int = 0):
@@ -51,7 +51,7 @@ def make_run_columnar(out: Path, problems: int, samples: int, seed: int = 0):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ttc.store import ARROW_SCHEMA, RECORDS_DIR, shard_name
+    from ttc.store.runstore import ARROW_SCHEMA, RECORDS_DIR, shard_name
 
     header = {"schema_version": SCHEMA_VERSION, "run_id": "bench", "config_hash": "bench", "seed": seed,
               "config": {"sweep": {"budgets": [1, samples]}}, "models": {}}

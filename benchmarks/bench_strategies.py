@@ -1,6 +1,6 @@
 """Wall time of the search and budget-forcing strategies on the transformers backend.
 
-Runs ``ttc.runner.solve_problem`` (generate, grade and cost one problem, as a sweep does) for each
+Runs ``ttc.sweep.problem.solve_problem`` (generate, grade and cost one problem, as a sweep does) for each
 strategy on the same problems and prints one row per strategy: seconds, generated tokens, tokens/s, and
 a digest of the records' texts and FLOPs (equal digests: the same records). ``cpu s`` is the process's
 CPU time (all threads), less sensitive than wall time to other work on a shared machine.
@@ -8,7 +8,7 @@ CPU time (all threads), less sensitive than wall time to other work on a shared 
     python benchmarks/bench_strategies.py [--problems 3] [--model smollm2-135m] [--max-tokens 128] [--concurrency 8]
 
 The problems run as a sweep runs them: on the transformers backend in lock-step groups of ``--concurrency``
-problems whose model calls of a round share one batch (``ttc.rounds``); ``--concurrency 1`` runs one
+problems whose model calls of a round share one batch (``ttc.sweep.rounds``); ``--concurrency 1`` runs one
 problem at a time. Records in bfloat16 depend on what shares a batch, so digests differ between
 concurrencies (not between runs of one).
 
@@ -33,8 +33,9 @@ import time
 from samplers import configure_sampler, get_sampler
 from tasks import get_task, load_problems
 from ttc.backends import make_backend
-from ttc.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
-from ttc.runner import in_groups, item_key, solve_problem
+from ttc.sweep.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
+from ttc.sweep.problem import solve_problem
+from ttc.sweep.runner import in_groups, item_key
 
 CASES = {
     "sample": dict(budgets=(8,), strategy=dict()),

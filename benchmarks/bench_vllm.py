@@ -9,7 +9,7 @@ generated tokens (end-of-sequence included) of what each side returned.
 
 Rows:
   plain vLLM, n=32          llm.generate(all prompts, one SamplingParams(n=32, seed=...) per prompt)
-  ttc.run, budgets 1..32    run_sweep with the vllm backend: generation, grading, Parquet records, summary,
+  ttc run, budgets 1..32       run_sweep with the vllm backend: generation, grading, Parquet records, summary,
                             curve and report.html; generation happens once at n=32 (the sweep cost)
   naive loop per budget     plain llm.generate once per budget 1, 2, 4, ..., 32 (what ttc avoids)
   transformers backend      ttc's hf backend (float32, its CPU default) on the first --hf-problems problems
@@ -125,8 +125,8 @@ def plain_pass(llm, prompts, seeds, n, args):
 
 
 def ttc_pass(backend, config):
-    from ttc.runner import run_sweep
-    from ttc.store import load_run
+    from ttc.store.runstore import load_run
+    from ttc.sweep.runner import run_sweep
 
     shutil.rmtree(config.out, ignore_errors=True)
     backend.backend.llm.reset_prefix_cache()
@@ -148,10 +148,10 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed full-size plain passes first")
     p.add_argument("--hf-problems", type=int, default=2, help="0 skips the transformers backend row")
     p.add_argument("--engine-arg", action="append", default=[], help="KEY=VALUE, replaces the CPU defaults")
-    p.add_argument("--dtype", default="auto", help="as ttc.run --dtype (auto: float32 on CPUs without bfloat16)")
+    p.add_argument("--dtype", default="auto", help="as ttc run --dtype (auto: float32 on CPUs without bfloat16)")
     args = p.parse_args()
 
-    from ttc.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig, parse_engine_args
+    from ttc.sweep.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig, parse_engine_args
 
     engine = parse_engine_args(args.engine_arg) if args.engine_arg else CPU_ENGINE
     if not args.engine_arg:
@@ -161,7 +161,7 @@ def main() -> None:
     from tasks import get_task, load_problems
     from ttc.backends.base import encode_prompt
     from ttc.backends.vllm import VLLMBackend
-    from ttc.runner import problem_seed
+    from ttc.sweep.problem import problem_seed
 
     out = tempfile.mkdtemp(prefix="bench-vllm-")
     config = RunConfig(sweep=SweepConfig(tasks=(args.task,), models=(args.model,), budgets=BUDGETS,
@@ -205,7 +205,7 @@ def main() -> None:
         tok_p, t_p = plain_pass(llm, prompts, seeds, n, args)
         rows.append(("plain vLLM, n=32", rep, tok_p, t_p, load(), *clock.take(), *gcs.take()))
         tok_t, t_t = ttc_pass(Shared(backend), config)
-        rows.append(("ttc.run, budgets 1..32", rep, tok_t, t_t, load(), *clock.take(), *gcs.take()))
+        rows.append(("ttc run, budgets 1..32", rep, tok_t, t_t, load(), *clock.take(), *gcs.take()))
     tok_p, t_p = plain_pass(llm, prompts, seeds, n, args)  # a last plain pass: every ttc pass has one each side
     rows.append(("plain vLLM, n=32", args.repeats, tok_p, t_p, load(), *clock.take(), *gcs.take()))
     llm.reset_prefix_cache()
@@ -219,7 +219,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
 
 
-PLAIN, TTC = "plain vLLM, n=32", "ttc.run, budgets 1..32"
+PLAIN, TTC = "plain vLLM, n=32", "ttc run, budgets 1..32"
 
 
 def report(rows, args, engine) -> None:

@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import scripted  # noqa: E402
+
 from ttc import load_run  # noqa: E402
 from ttc.backends.fake import FakeBackend  # noqa: E402
-from ttc.config import RunConfig, SweepConfig  # noqa: E402
-from ttc.runner import run_sweep  # noqa: E402
+from ttc.sweep.config import RunConfig, SweepConfig  # noqa: E402
+from ttc.sweep.runner import run_sweep  # noqa: E402
 
 LIMIT = 8
 KEYS = ["task", "model", "sampler", "problem_id", "sample_index"]

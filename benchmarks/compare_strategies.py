@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from samplers import SAMPLERS
-from ttc.store import load_run
-from ttc.summary import summarize
+from ttc.metrics.summary import summarize
+from ttc.store.runstore import load_run
 
 CURVES = {  # the metric that is the strategy's answer (what a user of the strategy would get)
     "sample": "maj@k",

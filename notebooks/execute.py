@@ -24,8 +24,8 @@ def make_run(out: Path, limit: int, budgets: str, max_tokens: int, fake: bool) -
     if fake:
         sys.path.insert(0, str(ROOT))
         from ttc.backends.fake import FakeBackend
-        from ttc.config import RunConfig, SweepConfig, parse_budgets
-        from ttc.runner import run_sweep
+        from ttc.sweep.config import RunConfig, SweepConfig, parse_budgets
+        from ttc.sweep.runner import run_sweep
 
         def script(prompt, rng):
             import re

@@ -7,7 +7,7 @@ budget (``evaluate``); nothing downstream generates again. ``docs/strategies.md`
   over ``budgets``. It is records, not samples: a search writes its final paths at every budget, budget
   forcing one record per chain and thought cap.
 * ``run(ctx, task, problem, seed)``: one problem's outputs, generated through the metered
-  ``ttc.context.ModelContext`` (never a backend), ``seed`` the problem's sampling seed.
+  ``ttc.sweep.context.ModelContext`` (never a backend), ``seed`` the problem's sampling seed.
 * ``evaluate(df, budgets, seed=0)``: a DataFrame with columns problem_id, budget, metric, value, se,
   flops, tokens from all stored records of one (task, model, sampler); ``metrics`` names the metrics it
   reports, ``columns`` the record columns it reads.
@@ -25,8 +25,8 @@ from typing import ClassVar, Protocol
 
 import pandas as pd
 
-from ttc.context import Cost, ModelContext
-from ttc.records import Completion
+from ttc.store.records import Completion
+from ttc.sweep.context import Cost, ModelContext
 
 __all__ = ["Cost", "ModelContext", "Output", "Strategy"]
 

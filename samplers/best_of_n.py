@@ -1,13 +1,13 @@
 """Best-of-n with a verifier: n = max(budget) completions per problem, generated and scored once.
 
 ``budget`` is the number of samples k, as for ``sample``. Every k <= n is derived from the stored,
-scored samples (``ttc.metrics``, through ``ttc.tables``):
+scored samples (``ttc.metrics.estimators``, through ``ttc.metrics.tables``):
 
 * ``best@k``: the top-scored answer of a random k-subset is correct (expected over all k-subsets).
 * ``wmaj@k``: weighted majority, each distinct answer collecting the sum of its samples' scores.
 * ``maj@k`` and ``pass@k``: the plain vote and the coverage of the same samples, for reference.
 
-The verifier is ``--verifier`` (``ttc.verifiers``); each record stores its score (``extra["score"]``,
+The verifier is ``--verifier`` (``samplers.verifiers``); each record stores its score (``extra["score"]``,
 step scores in ``extra["step_scores"]``) and what scoring it cost (``verifier_flops``). Cost of budget k:
 one shared prefill plus k times the mean decode and the mean verifier cost of the problem's samples.
 """
@@ -21,9 +21,9 @@ import pandas as pd
 
 from samplers.base import ModelContext, Output
 from samplers.common import grade_text, record_answers
-from ttc.metrics import weighted_majority_with_se
-from ttc.tables import Problems, best_values, concat, pass_values, sampling_cost, table, vote_values
-from ttc.verifiers import Candidate, make_verifier
+from samplers.verifiers import Candidate, make_verifier
+from ttc.metrics.estimators import weighted_majority_with_se
+from ttc.metrics.tables import Problems, best_values, concat, pass_values, sampling_cost, table, vote_values
 
 
 def extra_field(df: pd.DataFrame, key: str) -> np.ndarray:
@@ -53,7 +53,7 @@ class BestOfN:
     @property
     def verifier(self):
         if self._verifier is None:
-            from ttc.config import StrategyConfig
+            from ttc.sweep.config import StrategyConfig
 
             self._verifier = make_verifier(self.verifier_spec, self.strategy or StrategyConfig())
         return self._verifier

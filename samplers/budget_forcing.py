@@ -40,8 +40,8 @@ import pandas as pd
 from samplers.base import ModelContext, Output
 from samplers.common import ANSWER_SALT, sub_seed
 from ttc.backends.base import Request
-from ttc.records import Completion
-from ttc.tables import table_from_problems
+from ttc.metrics.tables import table_from_problems
+from ttc.store.records import Completion
 
 WAIT = " Wait"
 

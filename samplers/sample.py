@@ -1,9 +1,9 @@
 """Repeated sampling: n_max = max(budget) completions per problem, generated once.
 
-Every smaller budget k is derived from the stored samples with exact estimators (``ttc.metrics``):
+Every smaller budget k is derived from the stored samples with exact estimators (``ttc.metrics.estimators``):
 
 * ``pass@k``: some sample of k is correct (Chen et al. 2021 estimator); the coverage of Brown et al. 2024.
-* ``maj@k``: a majority vote over k samples is correct (self-consistency; ties split, see ``ttc.metrics``).
+* ``maj@k``: a majority vote over k samples is correct (self-consistency; ties split, see ``ttc.metrics.estimators``).
 * ``mean@k``: mean accuracy of single samples (the same at every k; the pass@1 baseline).
 
 Cost of budget k for one problem: one shared prefill plus k times the mean decode cost of its samples.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from samplers.base import ModelContext, Output
-from ttc.tables import Problems, concat, pass_values, sampling_cost, table, vote_values
+from ttc.metrics.tables import Problems, concat, pass_values, sampling_cost, table, vote_values
 
 
 class RepeatedSampling:

@@ -5,7 +5,7 @@ search-and-learn (Beeching, Tunstall and Rush 2024; Snell et al. 2024).
 search-and-learn's ``n``. A search cannot be cut down after the fact, so each budget is searched on its
 own (all of a problem's budgets are written together). A step ends at ``--step-delimiter`` (default a
 blank line); a path ends at the end of sequence, at ``--max-tokens`` generated tokens, or after
-``--max-steps`` steps. Candidates are scored by ``--verifier`` (``ttc.verifiers``): a process reward
+``--max-steps`` steps. Candidates are scored by ``--verifier`` (``samplers.verifiers``): a process reward
 model, or a self-score of the generating model.
 
 * ``beam``: N paths each sample a first step; at every iteration the N // M best unfinished paths
@@ -36,10 +36,10 @@ import pandas as pd
 
 from samplers.base import ModelContext, Output
 from samplers.common import LOOKAHEAD_SALT, grade_text, record_answers, sub_seed
-from ttc.metrics import best_of_k, weighted_majority_at_k
-from ttc.records import Completion
-from ttc.tables import table_from_problems
-from ttc.verifiers import Candidate, make_verifier
+from samplers.verifiers import Candidate, make_verifier
+from ttc.metrics.estimators import best_of_k, weighted_majority_at_k
+from ttc.metrics.tables import table_from_problems
+from ttc.store.records import Completion
 
 
 @dataclasses.dataclass
@@ -80,7 +80,7 @@ class _Search:
     grades_while_generating = True
 
     def __init__(self, verifier: str = "self-logprob", strategy=None, budgets: tuple[int, ...] = (1, 2, 4)):
-        from ttc.config import StrategyConfig
+        from ttc.sweep.config import StrategyConfig
 
         self.strategy = strategy or StrategyConfig()
         self.verifier_spec = verifier

@@ -1,7 +1,7 @@
 """Task registry: a plain dict from name to task object, plus ``rg:<family>`` for any reasoning-gym
 family and ``custom:<grader>`` for a user's JSONL file (see ``tasks/custom.py``).
 
-``python -m ttc.list_tasks`` lists them with source, licence, split and size.
+``ttc tasks`` lists them with source, licence, split and size.
 """
 
 from __future__ import annotations

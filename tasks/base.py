@@ -19,7 +19,7 @@ class Problem:
 
 class Task(Protocol):
     name: str
-    description: str  # source, licence, split and size, for `python -m ttc.list_tasks`
+    description: str  # source, licence, split and size, for `ttc tasks`
     takes_data_file: bool  # load() also takes ``data_file=``: a local file replaces the packaged or hub data
 
     def load(self, limit: int, seed: int) -> list[Problem]:

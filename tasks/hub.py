@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ttc.backends.hub import require_hub
 from ttc.errors import TTCError, first_line
-from ttc.hubcheck import require_hub
 
 FILE_TYPES = (".jsonl", ".json", ".parquet", ".csv")
 

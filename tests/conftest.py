@@ -106,7 +106,7 @@ def scripted(answer_for: dict[str, list[str]] | None = None):
 
 def run_records(run_dir) -> list[dict]:
     """A run's records as plain dicts (missing text as None), in the store's order."""
-    from ttc.store import load_run
+    from ttc.store.runstore import load_run
 
     df = load_run(run_dir)
     return df.astype(object).where(df.notna(), None).to_dict("records")

@@ -1,4 +1,4 @@
-"""Runs for the report tests: a small sweep through ttc.runner on the scripted backend, and a large
+"""Runs for the report tests: a small sweep through ttc.sweep.runner on the scripted backend, and a large
 synthetic run written with the store API (problems x samples records with varied answers and routes)."""
 
 from __future__ import annotations
@@ -6,11 +6,12 @@ from __future__ import annotations
 import random
 
 from conftest import scripted
+
 from ttc.backends.fake import FakeBackend
-from ttc.config import RunConfig, SweepConfig
-from ttc.records import SCHEMA_VERSION, SampleRecord
-from ttc.runner import finish, run_sweep
-from ttc.store import RunStore
+from ttc.store.records import SCHEMA_VERSION, SampleRecord
+from ttc.store.runstore import RunStore
+from ttc.sweep.config import RunConfig, SweepConfig
+from ttc.sweep.runner import finish, run_sweep
 
 REPLIES = {"": ["the sum is 8", "so it is \\boxed{12}", "I cannot say <b>x</b></script><!--", "\\boxed{7} and 9",
                 "4 - 1 = 3 so \\boxed{3}", "it is 3"]}

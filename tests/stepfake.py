@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ttc.backends.base import ModelInfo, generate_each
 from ttc.backends.fake import FAKE_SPEC
-from ttc.records import Completion
+from ttc.store.records import Completion
 
 ANSWER_CUE = "Final answer:"
 

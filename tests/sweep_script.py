@@ -6,10 +6,11 @@ import time
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 from conftest import scripted  # noqa: E402
+
 from ttc.backends.fake import FakeBackend  # noqa: E402
-from ttc.config import RunConfig, SweepConfig  # noqa: E402
 from ttc.errors import cli_guard  # noqa: E402
-from ttc.runner import run_sweep  # noqa: E402
+from ttc.sweep.config import RunConfig, SweepConfig  # noqa: E402
+from ttc.sweep.runner import run_sweep  # noqa: E402
 
 
 def slow(script, delay):

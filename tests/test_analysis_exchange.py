@@ -6,8 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttc.analysis.exchange import (anchored_compute, anchored_params, best_at, breakeven_ratio,
-                                   flops_matched_table, frontier, k_to_reach, snell_multiplier)
+from ttc.analysis.exchange import (
+    anchored_compute,
+    anchored_params,
+    best_at,
+    breakeven_ratio,
+    flops_matched_table,
+    frontier,
+    k_to_reach,
+    snell_multiplier,
+)
 from ttc.analysis.fits import fit_sigmoid
 from ttc.analysis.forms import sigmoid
 from ttc.analysis.reference import FamilyCurve

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import build_tiny_model
+
 from ttc.analysis.family import load_families, parse_pretrain_tokens, pretrain_tokens
 from ttc.errors import TTCError
 
@@ -42,8 +42,8 @@ TOKENS = {"s": 1e9, "m": 2e9, "l": 4e9}
 
 @pytest.fixture(scope="module")
 def family_run(tmp_path_factory):
-    from ttc.config import RunConfig, SamplingConfig, SweepConfig
-    from ttc.runner import run_sweep
+    from ttc.sweep.config import RunConfig, SamplingConfig, SweepConfig
+    from ttc.sweep.runner import run_sweep
 
     root = tmp_path_factory.mktemp("family")
     dirs = {k: str(build_tiny_model(root / f"tiny-{k}", n_layer=n, d_model=d, skill=s))
@@ -86,7 +86,7 @@ def test_measured_family_curve_on_fixture_models(family_run):
 
 
 def test_fit_cli_measured_reading_and_unknown_tokens(family_run, capsys):
-    from ttc.analysis.cli import fit_main
+    from ttc.cli.analysis import fit_main
 
     run, dirs = family_run
     assert fit_main([str(run), "--n-boot", "20"]) == 2  # auto: three models, D unknown -> error, no guess

@@ -7,12 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttc.analysis.policy import (Configs, compute_optimal_policy, config_matrix, difficulty_scores,
-                                 quantile_bins, reach_flops)
+from ttc.analysis.policy import (
+    Configs,
+    compute_optimal_policy,
+    config_matrix,
+    difficulty_scores,
+    quantile_bins,
+    reach_flops,
+)
 from ttc.backends.fake import FakeBackend
-from ttc.config import RunConfig, SweepConfig
-from ttc.records import Completion
-from ttc.runner import run_sweep
+from ttc.store.records import Completion
+from ttc.sweep.config import RunConfig, SweepConfig
+from ttc.sweep.runner import run_sweep
 
 
 def two_level_configs(n=40):
@@ -127,7 +133,7 @@ def policy_run(tmp_path_factory):
 
 def test_policy_from_a_stored_run(policy_run):
     from ttc.analysis.policy import policy_from_runs
-    from ttc.store import load_run
+    from ttc.store.runstore import load_run
 
     r, cfg, diff = policy_from_runs([policy_run], n_bins=3, n_boot=20)
     assert set(cfg.table["strategy"]) == {"sample maj@k", "best_of_n best@k", "best_of_n wmaj@k", "best_of_n maj@k"}
@@ -146,7 +152,7 @@ def test_policy_from_a_stored_run(policy_run):
 
 
 def test_fit_cli_policy(policy_run, capsys, tmp_path):
-    from ttc.analysis.cli import fit_main
+    from ttc.cli.analysis import fit_main
 
     assert fit_main([str(policy_run), "--policy", "--bins", "3", "--n-boot", "10",
                      "--out", str(tmp_path)]) == 0

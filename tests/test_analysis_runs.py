@@ -6,11 +6,11 @@ import zlib
 import pandas as pd
 import pytest
 
-from ttc.analysis.cli import analyze_run, fit_main, plot_main
-from ttc.analysis.runs import fit_run_curves, load_summary, model_identity, run_per_problem
+from ttc.analysis.runs import analyze_run, fit_run_curves, load_summary, model_identity, run_per_problem
 from ttc.backends.fake import FakeBackend
-from ttc.config import RunConfig, SweepConfig
-from ttc.runner import run_sweep
+from ttc.cli.analysis import fit_main, plot_main
+from ttc.sweep.config import RunConfig, SweepConfig
+from ttc.sweep.runner import run_sweep
 
 EXPR = re.compile(r"problem: ([-+\d\s]+)=")
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from ttc.backends.base import GenParams, Request
 from ttc.backends import hf as hf_module
-from ttc.backends.hf import HFBackend, torch_dtype, sample_next
+from ttc.backends.base import GenParams, Request
+from ttc.backends.hf import HFBackend, sample_next, torch_dtype
 from ttc.errors import TTCError
 
 MSG = [{"role": "user", "content": "what is 1+2?"}]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ttc.config import BackendConfig, RunConfig, parse_engine_args
+from ttc.backends.server import server_flags
 from ttc.errors import TTCError
-from ttc.serve import server_flags
+from ttc.sweep.config import BackendConfig, RunConfig, parse_engine_args
 
 
 def test_engine_args_are_read_as_json_like_literals():

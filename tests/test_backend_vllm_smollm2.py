@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from test_backend_vllm import CPU_ENGINE_ARGS, cpu_env
+
 from ttc.backends.base import GenParams
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

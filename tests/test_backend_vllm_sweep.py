@@ -8,10 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import run_records
 from test_backend_vllm import CPU_ENGINE_ARGS, cpu_env
-from ttc.run import main
+
+from ttc.cli.run import main
 
 pytestmark = pytest.mark.vllm
 
@@ -78,9 +78,9 @@ def test_a_vllm_sweep_joins_problems_at_the_same_engine_steps_on_every_run(vllm_
     verifier reads log-probabilities (self-judge) make the same sequence of additions and steps, so the
     same records."""
     from ttc.backends.vllm import VLLMBackend
-    from ttc.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
-    from ttc.runner import run_sweep
-    from ttc.store import load_run
+    from ttc.store.runstore import load_run
+    from ttc.sweep.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
+    from ttc.sweep.runner import run_sweep
 
     cpu_env()
     events = []

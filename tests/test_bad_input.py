@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from ttc.backends.hub import _reachable
+from ttc.cli.run import main
 from ttc.errors import TTCError, check_interrupted, cli_guard
-from ttc.hubcheck import _reachable
-from ttc.run import main
 
 ROOT = Path(__file__).parent.parent
 
@@ -92,7 +92,7 @@ def test_unreachable_hub_fails_fast_with_a_hint(tmp_path, capsys, monkeypatch):
 
 
 def test_header_that_is_not_an_object(tmp_path, capsys):
-    from ttc.run import build_parser, config_from_args
+    from ttc.cli.run import build_parser, config_from_args
 
     out = tmp_path / "runs"
     argv = ["--limit", "2", "--out", str(out), "--no-progress"]
@@ -167,9 +167,10 @@ def test_a_sweep_stops_at_its_next_step_after_a_swallowed_ctrl_c(tmp_path, capsy
     """A Ctrl-C swallowed while the model loads (no failure follows) still stops the sweep, before it
     generates anything, with exit 130."""
     from conftest import scripted
+
     from ttc.backends.fake import FakeBackend
-    from ttc.config import RunConfig, SweepConfig
-    from ttc.runner import run_sweep
+    from ttc.sweep.config import RunConfig, SweepConfig
+    from ttc.sweep.runner import run_sweep
 
     def factory(model, config):
         try:

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import scripted
-from ttc.backends.fake import FakeBackend
-from ttc.config import RunConfig, SweepConfig
-from ttc.runner import run_sweep
+
 from ttc import load_run
+from ttc.backends.fake import FakeBackend
+from ttc.sweep.config import RunConfig, SweepConfig
+from ttc.sweep.runner import run_sweep
 
 HERE = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": str(HERE.parent)}
@@ -117,6 +117,7 @@ def test_disk_full_keeps_what_finished(tmp_path, clean, limit):
 def test_sweep_through_a_faulty_proxy_loses_nothing(tmp_path, tiny_model_dir):
     from faultproxy import FaultProxy
     from test_openai_retry import SPEC, FakeOpenAI
+
     from ttc.backends.openai import OpenAIBackend
 
     server = FakeOpenAI(tiny_model_dir)

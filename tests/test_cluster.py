@@ -13,12 +13,13 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from conftest import scripted  # noqa: E402
+
 from ttc import load_run  # noqa: E402
 from ttc.backends.fake import FakeBackend  # noqa: E402
-from ttc.config import ClusterConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig  # noqa: E402
+from ttc.cli.run import main  # noqa: E402
 from ttc.errors import TTCError  # noqa: E402
-from ttc.run import main  # noqa: E402
-from ttc.runner import run_sweep  # noqa: E402
+from ttc.sweep.config import ClusterConfig, RunConfig, SamplingConfig, StrategyConfig, SweepConfig  # noqa: E402
+from ttc.sweep.runner import run_sweep  # noqa: E402
 
 pytestmark = pytest.mark.ray
 HERE = Path(__file__).parent
@@ -74,7 +75,7 @@ def test_cluster_options_stay_out_of_the_run_id(tmp_path):
 
 
 def test_replicas_flag(tmp_path, capsys):
-    from ttc.config import parse_replicas
+    from ttc.sweep.config import parse_replicas
 
     assert parse_replicas("3") == (("", 3),)
     assert parse_replicas("a=2, org/b=1") == (("a", 2), ("org/b", 1))
@@ -203,8 +204,8 @@ def test_embedded_model_on_two_cpu_workers(tmp_path, cluster):
 def test_replica_resources(cluster):
     from ray.util import remove_placement_group
 
-    from ttc.cluster_worker import actor_options, replica_gpus
-    from ttc.config import BackendConfig
+    from ttc.sweep.config import BackendConfig
+    from ttc.sweep.replica import actor_options, replica_gpus
 
     placed = RunConfig(backend=BackendConfig(name="vllm", engine_args={"tensor_parallel_size": 2,
                                                                        "pipeline_parallel_size": 2}))

@@ -1,7 +1,7 @@
 import pytest
 
-from ttc.config import RunConfig, SamplingConfig, SweepConfig, parse_budgets
 from ttc.errors import TTCError
+from ttc.sweep.config import RunConfig, SamplingConfig, SweepConfig, parse_budgets
 
 
 def test_parse_budgets():

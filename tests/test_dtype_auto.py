@@ -3,7 +3,7 @@
 import pytest
 
 from ttc.backends import resolve_auto_dtype
-from ttc.run import build_parser, config_from_args
+from ttc.cli.run import build_parser, config_from_args
 
 
 def run_id(*argv):

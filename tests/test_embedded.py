@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from ttc import load_run
-from ttc.models import EMBEDDED, convert_embedded, embedded_gguf_path, sha256_file
-from ttc.run import main
+from ttc.backends.models import EMBEDDED, convert_embedded, embedded_gguf_path, sha256_file
+from ttc.cli.run import main
 
 pytestmark = pytest.mark.slow
 

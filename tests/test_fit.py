@@ -8,7 +8,6 @@ import pytest
 from ttc.analysis import forms
 from ttc.analysis.fits import FitError, fit_coverage_brown, fit_neglog_pass, fit_power_law, fit_sigmoid
 
-
 # ---- the forms, by hand ---------------------------------------------------------------------------
 
 def test_sigmoid_by_hand():

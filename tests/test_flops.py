@@ -2,7 +2,7 @@
 
 import pytest
 
-from ttc.flops import ModelSpec, decode_flops, lm_head_flops, prefill_flops, problem_flops, trunk_flops
+from ttc.metrics.flops import ModelSpec, decode_flops, lm_head_flops, prefill_flops, problem_flops, trunk_flops
 
 SPEC = ModelSpec(n_params_nonembed=1000, n_layer=2, d_model=8, d_attn=4, vocab_size=10)
 

@@ -8,12 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks import TASKS, get_task
-from tasks.answers import numeric_answer
+from tasks.answers import math_answer, numeric_answer
 from tasks.base import Problem
 from tasks.choice import choice_answer
 from tasks.gsm8k import gsm_answer
 from tasks.humaneval import code_answer
-from tasks.answers import math_answer
 from tasks.mathgrade import math_equal
 from tasks.rg import expression_answer
 

@@ -1,4 +1,4 @@
-"""python -m ttc.import: lm-evaluation-harness --log_samples output and inspect_ai eval logs become runs.
+"""ttc import: lm-evaluation-harness --log_samples output and inspect_ai eval logs become runs.
 
 The fixtures are written in each tool's documented layout; where the tool itself is installed (the
 `.venv-harness` that `make test` builds, which sees this venv's packages), real logs made by it on the tiny
@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ttc import browse, load_run
-from ttc.importers import main as import_main
+from ttc import load_run
+from ttc.cli.importers import main as import_main
+from ttc.report import browse
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT / ".venv-harness" / "bin"

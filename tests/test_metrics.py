@@ -5,7 +5,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from ttc.metrics import bootstrap_ci, bootstrap_ci_runs, majority_at_k, pass_at_k
+from ttc.metrics.estimators import bootstrap_ci, bootstrap_ci_runs, majority_at_k, pass_at_k
 
 
 @pytest.mark.parametrize("n,c,k,expected", [

@@ -2,10 +2,10 @@
 
 import pytest
 
+from ttc.backends.models import check_model_name, resolve_model, split_revision
 from ttc.backends.vllm import engine_kwargs
-from ttc.config import RunConfig, SweepConfig
 from ttc.errors import TTCError
-from ttc.models import check_model_name, resolve_model, split_revision
+from ttc.sweep.config import RunConfig, SweepConfig
 
 
 def test_split_revision():

@@ -13,13 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import run_records
+
 from ttc.backends.base import GenParams
 from ttc.backends.openai import OpenAIBackend, parse_response
+from ttc.cli.run import main
 from ttc.errors import TTCError
-from ttc.flops import ModelSpec
-from ttc.run import main
+from ttc.metrics.flops import ModelSpec
 
 SPEC = ModelSpec(n_params_nonembed=1000, n_layer=2, d_model=8, d_attn=8, vocab_size=50, n_params_total=1800)
 SECRET = "sk-test-0123456789abcdef"

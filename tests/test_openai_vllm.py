@@ -8,11 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import run_records
 from test_backend_vllm import CHAT, OTHER
+
 from ttc.backends.base import GenParams
-from ttc.run import main
+from ttc.cli.run import main
 
 pytestmark = pytest.mark.vllm
 
@@ -23,7 +23,7 @@ SERVER_ARGS = {"enforce_eager": True, "max_model_len": 512, "dtype": "float32", 
 
 @pytest.fixture(scope="module")
 def server(vllm_tiny_dir, tmp_path_factory):
-    from ttc.serve import LocalServer
+    from ttc.backends.server import LocalServer
 
     mp = pytest.MonkeyPatch()
     for k, v in SERVER_ENV.items():

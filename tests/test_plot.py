@@ -6,7 +6,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ttc.plot import plain_log_label, plot_curve  # noqa: E402
+from ttc.report.curve import plain_log_label, plot_curve  # noqa: E402
 
 
 @pytest.mark.parametrize("label, plain", [

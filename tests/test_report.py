@@ -1,16 +1,16 @@
-"""The report page's data (per-problem statistics, votes, bounded texts), extraction routes, ttc.show."""
+"""The report page's data (per-problem statistics, votes, bounded texts), extraction routes, ttc show."""
 
 import json
 import re
 
 import pandas as pd
 import pytest
-
 from reportruns import small_run, synthetic_run
-from ttc import browse
-from ttc.report import write_report
-from ttc.routes import extraction_routes, record_routes
-from ttc.show import main as show_main
+
+from ttc.cli.show import main as show_main
+from ttc.metrics.routes import extraction_routes, record_routes
+from ttc.report import browse
+from ttc.report.html import write_report
 
 
 def frame(rows):
@@ -86,12 +86,12 @@ def test_report_of_a_sweep_is_self_contained(tmp_path):
 
 
 def test_report_failure_never_loses_the_run(tmp_path, monkeypatch, capsys):
-    import ttc.report
+    import ttc.report.html
 
     def broken(run_dir, **given):
         raise RuntimeError("drawing failed")
 
-    monkeypatch.setattr(ttc.report, "write_report", broken)
+    monkeypatch.setattr(ttc.report.html, "write_report", broken)
     store = small_run(tmp_path)
     assert (store.root / "summary.csv").exists() and not (store.root / "report.html").exists()
     assert "warning: report.html not written (RuntimeError: drawing failed)" in capsys.readouterr().err
@@ -124,7 +124,7 @@ def test_show_cli(tmp_path, capsys):
 
 
 def test_run_prints_routes_after_the_summary(tmp_path, capsys):
-    from ttc.run import print_routes
+    from ttc.cli.run import print_routes
 
     store = small_run(tmp_path)
     capsys.readouterr()
@@ -204,13 +204,13 @@ def test_problem_stats_and_votes_equal_their_definition(seed):
 
 
 def test_the_sweeps_page_equals_the_page_written_from_disk(tmp_path, monkeypatch):
-    """The finish hands the page the records and summary it has; the page is the one python -m ttc.report
+    """The finish hands the page the records and summary it has; the page is the one ttc report
     writes from the run directory alone, and the records were read once for both."""
-    import ttc.store
+    import ttc.store.runstore
 
     reads = []
-    real = ttc.store.read_records
-    monkeypatch.setattr(ttc.store, "read_records", lambda *a, **k: reads.append(a) or real(*a, **k))
+    real = ttc.store.runstore.read_records
+    monkeypatch.setattr(ttc.store.runstore, "read_records", lambda *a, **k: reads.append(a) or real(*a, **k))
     store = small_run(tmp_path)
     finished = (store.root / "report.html").read_text()
     assert len(reads) == 1

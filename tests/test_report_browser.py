@@ -1,13 +1,13 @@
 """The report page in a real headless Chromium (Debian's chromium and chromium-driver, driven by Selenium):
 it loads from disk with no console error, the summary table and the curve render, filtering and opening a
-problem work, on a sweep run through ttc.runner and on a large synthetic run (200 problems x 256 samples)."""
+problem work, on a sweep run through ttc.sweep.runner and on a large synthetic run (200 problems x 256 samples)."""
 
 import shutil
 
 import pytest
-
 from reportruns import small_run, synthetic_run
-from ttc import browse
+
+from ttc.report import browse
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -41,9 +41,9 @@ def sweep(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tiny_model_dir):
-    """A real model (the tiny random-weight Llama) through the transformers backend and ttc.runner."""
-    from ttc.config import RunConfig, SamplingConfig, SweepConfig
-    from ttc.runner import run_sweep
+    """A real model (the tiny random-weight Llama) through the transformers backend and ttc.sweep.runner."""
+    from ttc.sweep.config import RunConfig, SamplingConfig, SweepConfig
+    from ttc.sweep.runner import run_sweep
 
     cfg = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=(tiny_model_dir,), budgets=(1, 2, 4), limit=3),
                     sampling=SamplingConfig(max_tokens=24), out=str(tmp_path_factory.mktemp("tiny")))

@@ -1,4 +1,4 @@
-"""Lock-step rounds (ttc.rounds): several problems' calls merged into one backend call per round, in a
+"""Lock-step rounds (ttc.sweep.rounds): several problems' calls merged into one backend call per round, in a
 deterministic composition, with failures and interrupts kept to the problems they belong to."""
 
 import os
@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import scripted
+
 from ttc import load_run
 from ttc.backends.base import GenParams, Request, generate_each
 from ttc.backends.fake import FakeBackend
-from ttc.config import RunConfig, SweepConfig
-from ttc.records import Completion
-from ttc.rounds import Abandoned, Rounds, Submit
-from ttc.runner import run_sweep
+from ttc.store.records import Completion
+from ttc.sweep.config import RunConfig, SweepConfig
+from ttc.sweep.rounds import Abandoned, Rounds, Submit
+from ttc.sweep.runner import run_sweep
 
 
 def req(tag: str, n: int = 1) -> Request:

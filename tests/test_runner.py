@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import scripted
+
 from ttc import load_run
 from ttc.backends.fake import FAKE_SPEC, FakeBackend
-from ttc.config import RunConfig, SweepConfig
+from ttc.cli.run import main
 from ttc.errors import TTCError
-from ttc.flops import decode_flops, prefill_flops
-from ttc.run import main
-from ttc.runner import run_sweep
+from ttc.metrics.flops import decode_flops, prefill_flops
+from ttc.sweep.config import RunConfig, SweepConfig
+from ttc.sweep.runner import run_sweep
 
 HERE = Path(__file__).parent
 

@@ -6,10 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-from ttc.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
-from ttc.flops import decode_flops
-from ttc.runner import run_sweep
-from ttc.store import load_run
+from ttc.metrics.flops import decode_flops
+from ttc.store.runstore import load_run
+from ttc.sweep.config import RunConfig, SamplingConfig, StrategyConfig, SweepConfig
+from ttc.sweep.runner import run_sweep
 
 STRATEGIES = ("sample", "best_of_n", "budget_forcing", "beam", "dvts")
 
@@ -97,7 +97,7 @@ def test_lockstep_groups_change_no_record_where_decoding_ignores_the_batch(tiny_
 
 
 def store_spec(store):
-    from ttc.flops import ModelSpec
+    from ttc.metrics.flops import ModelSpec
 
     header = json.loads((store.root / "header.json").read_text())
     (model,) = header["models"].values()
@@ -106,7 +106,7 @@ def store_spec(store):
 
 @pytest.mark.slow
 def test_cli_sweeps_every_strategy_on_the_embedded_model(tmp_path, capsys):
-    from ttc.run import main
+    from ttc.cli.run import main
 
     rc = main(["--model", "smollm2-135m", "--task", "chain_sum", "--sampler",
                "sample,best_of_n,budget_forcing,beam,dvts", "--budget", "1,2", "--limit", "1",
@@ -130,7 +130,7 @@ def test_cli_sweeps_every_strategy_on_the_embedded_model(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_self_judge_best_of_n_on_the_embedded_model(tmp_path):
-    from ttc.run import main
+    from ttc.cli.run import main
 
     rc = main(["--model", "smollm2-135m", "--task", "chain_sum", "--sampler", "best_of_n", "--budget", "1,2",
                "--limit", "1", "--max-tokens", "32", "--verifier", "self-judge", "--out", str(tmp_path),

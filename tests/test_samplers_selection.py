@@ -4,11 +4,11 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import brute_vote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import brute_vote
-from ttc.metrics import best_of_k, majority_at_k, pass_at_k, weighted_majority_at_k
+from ttc.metrics.estimators import best_of_k, majority_at_k, pass_at_k, weighted_majority_at_k
 
 
 def brute_best(scores, correct, k):

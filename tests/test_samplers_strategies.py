@@ -14,13 +14,13 @@ from stepfake import StepFake
 from samplers.best_of_n import BestOfN
 from samplers.budget_forcing import BudgetForcing, scaling
 from samplers.search import DVTS, BeamSearch
-from tasks.base import Problem
 from tasks.answers import numeric_answer
+from tasks.base import Problem
 from ttc.backends.base import GenParams
-from ttc.config import StrategyConfig
-from ttc.context import ModelContext
-from ttc.flops import prefill_flops
-from ttc.runner import make_records
+from ttc.metrics.flops import prefill_flops
+from ttc.sweep.config import StrategyConfig
+from ttc.sweep.context import ModelContext
+from ttc.sweep.problem import make_records
 
 PROMPT = [{"role": "user", "content": "what is 3+4?"}]
 PROBLEM = Problem(id="p0", question="what is 3+4?", gold="7")

@@ -145,8 +145,8 @@ def test_fallback_mode_says_so_and_still_judges(monkeypatch, capsys):
 
 
 def test_run_header_says_how_code_is_isolated():
-    from ttc.config import RunConfig, SweepConfig
-    from ttc.runner import build_header
+    from ttc.sweep.config import RunConfig, SweepConfig
+    from ttc.sweep.runner import build_header
 
     assert build_header(RunConfig(sweep=SweepConfig(tasks=("humaneval",))))["sandbox"] == sandbox_mode()
     assert "sandbox" not in build_header(RunConfig())  # no task of the run executes code

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from ttc.errors import TTCError
-from ttc.records import SampleRecord
-from ttc.store import RunStore, load_run
-from ttc.store_v1 import JsonlShard
+from ttc.store.records import SampleRecord
+from ttc.store.runstore import RunStore, load_run
+from ttc.store.v1 import JsonlShard
 
 
 def rec(pid, i, n, text=None):
@@ -100,7 +100,7 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
 
 
 def test_own_files_are_compacted_as_they_accumulate(tmp_path, monkeypatch):
-    monkeypatch.setattr("ttc.store.COMPACT_EVERY", 5)
+    monkeypatch.setattr("ttc.store.runstore.COMPACT_EVERY", 5)
     store = new_store(tmp_path)
     shard = store.shard("t", "m", "s")
     for i in range(12):
@@ -183,7 +183,7 @@ def test_a_run_written_by_the_jsonl_store_summarizes_as_it_did(tmp_path):
     import shutil
 
     from samplers import SAMPLERS
-    from ttc.summary import write_summary
+    from ttc.metrics.summary import write_summary
 
     run = tmp_path / FIXTURE.name
     shutil.copytree(FIXTURE, run)

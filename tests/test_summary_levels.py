@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from samplers import SAMPLERS
-from ttc.summary import SUMMARY_COLUMNS, problem_levels, summarize
+from ttc.metrics.summary import SUMMARY_COLUMNS, problem_levels, summarize
 
 
 def records(correct_by_problem: dict[str, list[bool]], sampler: str = "sample") -> pd.DataFrame:
@@ -54,8 +54,8 @@ def test_summary_has_all_rows_and_per_level_rows():
 
 
 def test_summary_csv_round_trip_and_overall_filter(tmp_path):
-    from ttc.plot import plot_curve
-    from ttc.run import print_summary
+    from ttc.cli.run import print_summary
+    from ttc.report.curve import plot_curve
 
     s = summarize(records({"a": [True, False], "b": [False, False]}), (1, 2), SAMPLERS)
     path = tmp_path / "summary.csv"

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ttc.tables import sizes_of, sort_by, starts_of
+from ttc.metrics.tables import sizes_of, sort_by, starts_of
 
 
 def test_a_frame_in_key_order_is_kept_and_others_are_sorted_stably():

@@ -3,7 +3,6 @@ two samples, short completions. Checks the plumbing, not the accuracy."""
 
 import pandas as pd
 import pytest
-
 from conftest import run_records
 
 PACKAGED = ["chain_sum", "gsm_symbolic", "basic_arithmetic", "countdown", "puzzle24", "rg:leg_counting",
@@ -12,7 +11,7 @@ PACKAGED = ["chain_sum", "gsm_symbolic", "basic_arithmetic", "countdown", "puzzl
 
 @pytest.mark.slow
 def test_packaged_tasks_run_end_to_end(tmp_path, capsys):
-    from ttc.run import main
+    from ttc.cli.run import main
 
     rc = main(["--task", ",".join(PACKAGED), "--model", "smollm2-135m", "--budget", "1,2", "--limit", "2",
                "--max-tokens", "24", "--out", str(tmp_path), "--no-progress"])

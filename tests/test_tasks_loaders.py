@@ -1,18 +1,17 @@
 """Hub-benchmark loaders on small fixture files written in the hub schema, the hub failure message,
-``--data-file`` plumbing, and the ``python -m ttc.list_tasks`` listing."""
+``--data-file`` plumbing, and the ``ttc tasks`` listing."""
 
 import json
 
 import pandas as pd
 import pytest
+from conftest import run_records, scripted
 
 from tasks import TASKS, get_task, load_problems
 from tasks.hub import read_data_file
 from ttc.backends.fake import FakeBackend
-from ttc.config import RunConfig, SamplingConfig, SweepConfig
 from ttc.errors import TTCError
-
-from conftest import run_records, scripted
+from ttc.sweep.config import RunConfig, SamplingConfig, SweepConfig
 
 # One or two rows per benchmark, with the hub dataset's columns.
 FIXTURES = {
@@ -117,7 +116,7 @@ def test_data_file_in_config_hash():
 
 def test_cli_data_file_runs_offline(tmp_path, capsys):
     """The whole sweep on a fixture file with a scripted backend: records keep flexible and strict."""
-    from ttc.runner import run_sweep
+    from ttc.sweep.runner import run_sweep
 
     path = write_jsonl(tmp_path / "gsm.jsonl", FIXTURES["gsm8k"])
     config = RunConfig(sweep=SweepConfig(tasks=("gsm8k",), budgets=(1, 2), limit=2, data_file=path),
@@ -139,7 +138,7 @@ def test_cli_data_file_runs_offline(tmp_path, capsys):
 
 
 def test_cli_rejects_missing_data_file(tmp_path, capsys):
-    from ttc.run import main
+    from ttc.cli.run import main
 
     rc = main(["--task", "gsm8k", "--data-file", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)])
     err = capsys.readouterr().err
@@ -147,7 +146,7 @@ def test_cli_rejects_missing_data_file(tmp_path, capsys):
 
 
 def test_cli_rejects_data_file_for_generated_tasks(tmp_path, capsys):
-    from ttc.run import main
+    from ttc.cli.run import main
 
     path = write_jsonl(tmp_path / "d.jsonl", FIXTURES["gsm8k"])
     rc = main(["--task", "chain_sum", "--data-file", path, "--out", str(tmp_path)])
@@ -155,7 +154,7 @@ def test_cli_rejects_data_file_for_generated_tasks(tmp_path, capsys):
 
 
 def test_listing_names_every_task(capsys):
-    from ttc.list_tasks import main
+    from ttc.cli.tasks import main
 
     assert main([]) == 0
     out = capsys.readouterr().out

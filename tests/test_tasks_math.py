@@ -3,11 +3,10 @@
 import pytest
 
 from tasks import get_task
+from tasks.answers import after_think, math_answer
 from tasks.base import Problem
 from tasks.champ import champ_golds
-from tasks.gsm8k import gsm_answer
-from tasks.answers import after_think, math_answer
-from tasks.gsm8k import gsm_gold
+from tasks.gsm8k import gsm_answer, gsm_gold
 from tasks.mathgrade import math_equal
 
 # (model text, flexible, strict)

@@ -2,18 +2,19 @@
 and budget forcing hands its caps to an engine that caps thinking natively."""
 
 import pytest
-
 from conftest import THINK_TEMPLATE, build_tiny_model
+
 from samplers.base import Output
 from samplers.budget_forcing import BudgetForcing
 from ttc.backends.base import GenParams, ModelInfo
 from ttc.backends.fake import FAKE_SPEC
-from ttc.context import ModelContext
-from ttc.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig
+from ttc.cli.run import parse_template_kwargs
 from ttc.errors import TTCError
-from ttc.records import Completion
-from ttc.run import parse_template_kwargs
-from ttc.runner import make_records, run_sweep, thinking_tokens
+from ttc.store.records import Completion
+from ttc.sweep.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig
+from ttc.sweep.context import ModelContext
+from ttc.sweep.problem import make_records, thinking_tokens
+from ttc.sweep.runner import run_sweep
 
 MESSAGES = [{"role": "user", "content": "What is 3 + 4?"}]
 

@@ -6,12 +6,21 @@ import math
 import pytest
 from conftest import CHARS, CHAT_TEMPLATE, SPECIALS
 
+from samplers.verifiers import (
+    Candidate,
+    LMPRMVerifier,
+    OutcomeRewardVerifier,
+    TokenPRMVerifier,
+    aggregate,
+    classifier_flops,
+    make_verifier,
+    scoring_flops,
+    split_steps,
+)
 from ttc.backends.base import GenParams
 from ttc.errors import TTCError
-from ttc.flops import ModelSpec
-from ttc.verifiers import (Candidate, LMPRMVerifier, OutcomeRewardVerifier, TokenPRMVerifier, aggregate,
-                           classifier_flops, make_verifier, scoring_flops, split_steps)
-from ttc.config import StrategyConfig
+from ttc.metrics.flops import ModelSpec
+from ttc.sweep.config import StrategyConfig
 
 SPEC = ModelSpec(n_params_nonembed=1000, n_layer=2, d_model=8, d_attn=8, vocab_size=50)
 PRM_CHAT = ("{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content'] + '\\n' }}{% endfor %}"
@@ -173,7 +182,7 @@ def test_lm_prm_matches_step_by_step_forward_passes(lm_prm_dir):
     assert list(s.steps) == pytest.approx(expected, rel=1e-4)
     assert s.value == pytest.approx(min(expected), rel=1e-4)
     full, cuts = v.positions("what is 3+4?", ["3+4 is 7.", "so the answer is \\boxed{7}"])
-    from ttc.flops import lm_head_flops, trunk_flops
+    from ttc.metrics.flops import lm_head_flops, trunk_flops
 
     assert s.flops == trunk_flops(v.spec, len(full), 0) + lm_head_flops(v.spec, 2)
 

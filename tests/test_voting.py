@@ -5,10 +5,16 @@ from math import comb
 
 import numpy as np
 import pytest
-
 from conftest import brute_vote
-from ttc.metrics import (best_of_k, majority_at_k, pass_at_k, pass_at_k_array, weighted_majority_at_k,
-                         weighted_majority_with_se)
+
+from ttc.metrics.estimators import (
+    best_of_k,
+    majority_at_k,
+    pass_at_k,
+    pass_at_k_array,
+    weighted_majority_at_k,
+    weighted_majority_with_se,
+)
 
 
 def random_case(rng, n_max=11):
@@ -120,7 +126,7 @@ def test_best_of_k_closed_form_at_large_n():
 def test_vote_values_leaves_a_weighted_vote_with_differing_weights_to_the_caller():
     import pandas as pd
 
-    from ttc.tables import Problems, vote_values
+    from ttc.metrics.tables import Problems, vote_values
 
     df = pd.DataFrame(dict(problem_id=["p"] * 4, sample_index=range(4), answer=["1", "1", "2", None],
                            correct=[True, True, False, False]))
@@ -136,7 +142,7 @@ def test_vote_classes_are_each_problems_answers_in_order_of_first_appearance():
     whose samples are all unparsed has no classes."""
     import pandas as pd
 
-    from ttc.tables import Problems, vote_classes
+    from ttc.metrics.tables import Problems, vote_classes
 
     rng = random.Random(3)
     rows = [dict(problem_id=f"p{p}", sample_index=i, answer=rng.choice(["x", "y", "10", None] if p else [None]),
@@ -189,7 +195,7 @@ def test_many_tied_answers_match_exact_integers(sizes, unparsed, ks):
 def test_problems_computed_together_equal_each_alone_and_enumeration(monkeypatch):
     """``vote_many`` lays many problems (of several sample counts, with weights, several correct answers
     and unparsed samples) side by side; blocks cut small so that every chunked path runs."""
-    import ttc.voting as voting
+    import ttc.metrics.voting as voting
 
     rng = random.Random(7)
     cases, refs, k = [], [], 5

@@ -1,4 +1,4 @@
-"""Work split over child interpreters (``ttc.workers``): results in order, errors raised here, and a script
+"""Work split over child interpreters (``ttc.metrics.workers``): results in order, errors raised here, and a script
 without a ``__main__`` guard runs once."""
 
 import subprocess
@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from ttc.workers import map_parts
+from ttc.metrics.workers import map_parts
 
 
 def square_all(xs):
@@ -39,7 +39,7 @@ def test_a_script_without_a_main_guard_runs_its_top_level_once(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import numpy as np
         import pandas as pd
-        from ttc.tables import PARALLEL_VOTES, Problems, vote_values
+        from ttc.metrics.tables import PARALLEL_VOTES, Problems, vote_values
 
         with open({str(log)!r}, "a") as f:
             f.write("ran\\n")

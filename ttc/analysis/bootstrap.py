@@ -1,6 +1,6 @@
 """Fit a curve to a run's per-problem values, with parameter CIs from resampling problems.
 
-Input is ``ttc.summary.per_problem`` output restricted to one (task, model, sampler, metric): rows of
+Input is ``ttc.metrics.summary.per_problem`` output restricted to one (task, model, sampler, metric): rows of
 ``problem_id, budget, value, flops``. The point estimate fits the mean over problems at each budget;
 each bootstrap replicate draws problems with replacement, recomputes those means, and refits. A replicate
 whose fit raises ``FitError`` (say, every drawn problem scored 0) is counted, not hidden; if more than

@@ -2,7 +2,7 @@
 More Effective than Scaling Model Parameters", sections 3-5), read from stored per-problem values.
 
 A *configuration* is one strategy at one setting: a (sampler, metric, budget) of the per-problem table
-(``ttc.summary.per_problem``), for example best_of_n best@4 or budget_forcing acc at 32 tokens of thought.
+(``ttc.metrics.summary.per_problem``), for example best_of_n best@4 or budget_forcing acc at 32 tokens of thought.
 Its *price* is its mean inference FLOPs per problem. Only selection rules that need no gold answer are
 strategies (``DEPLOYABLE``: maj@k, best@k, wmaj@k, acc); pass@k is an oracle and is left out.
 
@@ -334,7 +334,7 @@ def policy_from_runs(run_dirs, n_bins: int = 5, n_boot: int = 200, seed: int = 0
     over the strategies of ``samplers`` (default: all). Returns the result, the configurations and the
     per-problem difficulty table."""
     from ttc.analysis.runs import run_per_problem
-    from ttc.store import load_run
+    from ttc.store.runstore import load_run
 
     pps, recs = [], []
     for i, r in enumerate(run_dirs):

@@ -4,7 +4,7 @@ The table is ``ttc/data/pretraining_reference.csv``: one row per (model, benchma
 source (model card or report URL, and the table it comes from). Only numbers read from those sources are
 in it; see the README's Analysis section for what was left out. Scores are percentages as published.
 
-Pretraining compute is ``6 * params * tokens`` (the 6ND convention ``ttc.flops`` pairs with 2N per
+Pretraining compute is ``6 * params * tokens`` (the 6ND convention ``ttc.metrics.flops`` pairs with 2N per
 inference token). Fits compare like with like: one family, one benchmark, one setting (base few-shot and
 instruct scores are different curves).
 """

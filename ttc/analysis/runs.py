@@ -1,11 +1,12 @@
 """From run directories to tables: summaries, per-problem values, fitted curves, exchange rates.
 
 Everything here reads what a run stored (``summary.csv``, the records, ``header.json``); nothing
-generates. The notebook and ``python -m ttc.fit`` / ``python -m ttc.plot`` call these.
+generates. The notebook and ``ttc fit`` / ``ttc plot`` call these.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,12 @@ import pandas as pd
 from ttc.analysis.bootstrap import fit_with_ci, problem_matrix
 from ttc.analysis.chinchilla import BESIROGLU_2024
 from ttc.analysis.exchange import anchored_compute, anchored_params, breakeven_ratio, flops_matched_table
-from ttc.analysis.forms import sigmoid
 from ttc.analysis.fits import FitError, FitResult
+from ttc.analysis.forms import sigmoid
 from ttc.analysis.reference import FamilyCurve, family_curve, load_reference, pretraining_flops
 from ttc.errors import TTCError
-from ttc.store import detach_header, read_header
-from ttc.summary import PER_PROBLEM, load_metric_records, per_problem
+from ttc.metrics.summary import PER_PROBLEM, load_metric_records, per_problem
+from ttc.store.runstore import detach_header, read_header
 
 CURVE_KEYS = ["task", "model", "sampler", "metric"]
 
@@ -51,9 +52,9 @@ def run_budgets(df: pd.DataFrame) -> tuple[int, ...]:
 
 
 def run_per_problem(run_dir) -> tuple[pd.DataFrame, dict]:
-    """Per-problem values of every curve of a run (``ttc.summary.per_problem``), and the run header."""
+    """Per-problem values of every curve of a run (``ttc.metrics.summary.per_problem``), and the run header."""
     stored = Path(run_dir) / PER_PROBLEM
-    if stored.exists():  # written with summary.csv from the same records (python -m ttc.summary redoes both)
+    if stored.exists():  # written with summary.csv from the same records (ttc summary redoes both)
         pp = pd.read_parquet(stored)
         if len(pp):
             return pp, read_header(Path(run_dir))
@@ -240,3 +241,48 @@ def matched_table(summary: pd.DataFrame, curve: FamilyCurve, n_params: float, to
 
 __all__ = ["load_summary", "run_per_problem", "fit_run_curves", "model_identity", "default_curve",
            "exchange_table", "matched_table", "overall", "FitResult"]
+
+
+@dataclass
+class RunAnalysis:
+    run_dir: Path
+    summary: pd.DataFrame
+    fits: dict
+    fit_table: pd.DataFrame
+    exchange: pd.DataFrame
+    matched: pd.DataFrame
+    models: dict  # model -> {"curve": FamilyCurve, "n_params": float, "tokens": float, "identity": dict}
+    notes: list[str]
+
+
+def analyze_run(run_dir, metric: str = "maj@k", n_boot: int = 200, seed: int = 0, family: str | None = None,
+                benchmark: str = "gsm8k", setting: str | None = None, tokens: float | None = None) -> RunAnalysis:
+    """Fits, exchange rate and FLOPs-matched comparison of every model of one run."""
+    run_dir = Path(run_dir)
+    summary = load_summary(run_dir)
+    pp, header = run_per_problem(run_dir)
+    fits, fit_table = fit_run_curves(pp, n_boot=n_boot, seed=seed)
+    notes, ex_parts, m_parts, models = [], [], [], {}
+    for model in sorted(overall(summary)["model"].unique()):
+        ident = model_identity(header, model)
+        fam = family or ident["family"]
+        st = setting or ident["setting"]
+        d = tokens or ident["tokens"]
+        if fam is None or st is None or d is None or ident["n_params"] is None:
+            notes.append(f"{model}: not in the reference table and no --family/--setting/--tokens given; "
+                         f"no exchange rate")
+            continue
+        try:
+            curve = family_curve(fam, benchmark, st) if (family or setting) else default_curve(ident, benchmark)
+        except TTCError as e:
+            notes.append(f"{model}: {e}")
+            continue
+        models[model] = dict(curve=curve, n_params=float(ident["n_params"]), tokens=float(d), identity=ident)
+        s = summary[summary["model"] == model]
+        try:
+            ex_parts.append(exchange_table(s, curve, ident["n_params"], d, metric, pp=pp, seed=seed))
+            m_parts.append(matched_table(s, curve, ident["n_params"], d, metric, fits=fits))
+        except TTCError as e:
+            notes.append(f"{model}: {e}")
+    cat = lambda parts: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()  # noqa: E731
+    return RunAnalysis(run_dir, summary, fits, fit_table, cat(ex_parts), cat(m_parts), models, notes)

@@ -32,9 +32,9 @@ def _openai(model: str, config):
         return OpenAIBackend(model, b.base_url, **kwargs)
     from pathlib import Path
 
+    from ttc.backends.models import resolve_model
+    from ttc.backends.server import LocalServer
     from ttc.backends.vllm import engine_dtype
-    from ttc.models import resolve_model
-    from ttc.serve import LocalServer
 
     engine_args = dict(b.engine_args)
     dtype = engine_dtype(b.dtype)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, Union
 
-from ttc.flops import ModelSpec
-from ttc.records import Completion
+from ttc.metrics.flops import ModelSpec
+from ttc.store.records import Completion
 
 Message = dict  # {"role": ..., "content": ...}
 Prompt = Union[str, list[Message]]  # a raw string, or chat messages rendered with the model's template
@@ -158,10 +158,10 @@ class Backend(Protocol):
     shares_prefill: bool  # True if the n samples of one prompt are decoded from one prefill
     concurrency: int  # problems the runner keeps in flight at once (1: one at a time)
     # True: the backend decodes one batch at a time and the runner runs ``concurrency`` problems in lock-step
-    # rounds whose calls it merges into one batch each (ttc.rounds); False: it takes concurrent calls itself
+    # rounds whose calls it merges into one batch each (ttc.sweep.rounds); False: it takes concurrent calls itself
     lockstep: bool
     # None, or the engine of a backend that batches continuously and is stepped by its caller (vllm): the
-    # runner merges up to ``concurrency`` problems' calls into its running batch (ttc.rounds)
+    # runner merges up to ``concurrency`` problems' calls into its running batch (ttc.sweep.rounds)
     engine: "Engine | None"
 
     def close(self) -> None:

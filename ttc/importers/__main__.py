@@ -1,5 +1,5 @@
-import sys
+"""``python -m ttc.importers``: kept for one release; the command is ``ttc import``."""
 
-from ttc.importers import main
+from ttc.cli import exit_with, run_verb
 
-sys.exit(main())
+exit_with(run_verb("import", prog="python -m ttc.importers"))

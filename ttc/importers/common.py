@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
-from ttc.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig
 from ttc.errors import TTCError
-from ttc.flops import FLOPS_CONVENTION, ModelSpec, decode_flops, prefill_flops
-from ttc.provenance import git_state, host_info, library_versions
-from ttc.records import SCHEMA_VERSION, SampleRecord
+from ttc.metrics.flops import FLOPS_CONVENTION, ModelSpec, decode_flops, prefill_flops
+from ttc.store.provenance import git_state, host_info, library_versions
+from ttc.store.records import SCHEMA_VERSION, SampleRecord
+from ttc.sweep.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ def write_run(imp: Imported, out: Path, digest: str, model: str | None = None, m
               tokenizer: str | None = None):
     """Write ``imp`` as ``out/<run_id>/`` (records, header, summary, curve, report); return the store.
     Importing the same log with the same options again finds the run complete and rewrites nothing else."""
-    from ttc.runner import finish
-    from ttc.store import RunStore
+    from ttc.store.runstore import RunStore
+    from ttc.sweep.runner import finish
 
     model = model or imp.model
     assumptions = list(imp.assumptions)

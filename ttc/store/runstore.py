@@ -1,0 +1,401 @@
+"""The run directory: ``header.json``, Parquet record files, ``summary.csv``, ``problems.csv``, ``curve.png``.
+
+Layout of ``runs/<run_id>/`` (schema 2)::
+
+    header.json                           schema version, resolved config, models, versions, git commit, seed
+    records/<task>__<model>__<sampler>/   one directory per shard
+        w-<writer>-<seq>.parquet          complete problems, written as they finish
+        c-<time>-<writer>.parquet         the same, compacted into one file at the end of a run
+    summary.csv, problems.csv, curve.png  derived from the records (``ttc summary`` redoes them)
+
+Durability: a finished problem (or a batch of them) becomes one Parquet file, written to a temporary name,
+fsync'ed and renamed, so a crash or ``kill -9`` leaves the file whole or absent, never torn: a run loses at
+most the problems in flight. Writers never touch each other's files (each has its own id), so several
+processes, on one machine or several sharing a file system, can add records to one run. ``compact`` merges
+the files it finds into one and then deletes them; a problem present twice (a crash between the two steps,
+or two writers that both finished it) is read once, from the file that sorts first.
+
+The files are plain Parquet with one fixed schema (``ARROW_SCHEMA``; ``extra`` is JSON text), so a run opens
+without ttc: ``pandas.read_parquet("runs/<id>/records")``, ``polars.read_parquet("runs/<id>/records/*/*.parquet")``,
+DuckDB's ``read_parquet('runs/<id>/records/*/*.parquet')``, or ``datasets.load_dataset("parquet",
+data_files="runs/<id>/records/*/*.parquet")``. Runs written by earlier versions (schema 1: JSONL shards
+under ``samples/``) are read in place and converted when resumed (``ttc.store.v1``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ttc.errors import TTCError
+from ttc.store import v1 as store_v1
+from ttc.store.records import SCHEMA_VERSION, SampleRecord
+
+HEADER = "header.json"
+RECORDS_DIR = "records"
+KEY = ["task", "model", "sampler", "problem_id", "sample_index"]
+ARROW_SCHEMA = pa.schema([
+    ("task", pa.string()), ("model", pa.string()), ("sampler", pa.string()), ("problem_id", pa.string()),
+    ("sample_index", pa.int64()), ("n_samples", pa.int64()), ("text", pa.string()), ("answer", pa.string()),
+    ("answer_strict", pa.string()), ("gold", pa.string()), ("correct", pa.bool_()),
+    ("prompt_tokens", pa.int64()), ("generated_tokens", pa.int64()), ("finish_reason", pa.string()),
+    ("prefill_flops", pa.float64()), ("decode_flops", pa.float64()), ("prefill_shared", pa.bool_()),
+    ("seed", pa.int64()), ("extra", pa.string()), ("verifier_flops", pa.float64()),
+])
+COLUMNS = ARROW_SCHEMA.names
+SURROGATE = re.compile("[\ud800-\udfff]")
+# A writer folds its own per-problem files of a shard into one once it has this many.
+COMPACT_EVERY = 256
+
+
+def shard_name(task: str, model: str, sampler: str) -> str:
+    return "__".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", s) for s in (task, model, sampler))
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, write) -> None:
+    """Write ``path`` through ``write(tmp_path)``, fsync it and rename it into place: a failure leaves the old
+    file (or none), never a truncated one, and removes the temporary file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+
+    write_atomic(path, write)
+
+
+def _clean(text):
+    """Text that Parquet (UTF-8) can hold: lone surrogates from a model or server become U+FFFD."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return SURROGATE.sub("\ufffd", text)
+
+
+def records_table(records: list[SampleRecord]) -> pa.Table:
+    cols = {name: [getattr(r, name) for r in records] for name in COLUMNS}
+    cols["extra"] = [json.dumps(e, ensure_ascii=False, sort_keys=True, default=str) for e in cols["extra"]]
+    for name in ("text", "answer", "answer_strict", "gold", "extra"):
+        cols[name] = [_clean(t) for t in cols[name]]
+    return pa.Table.from_pydict(cols, schema=ARROW_SCHEMA)
+
+
+def _check_problems(records: list[SampleRecord]) -> None:
+    """Every problem of a write is whole: sample indices 0..n-1, each once, n = its n_samples."""
+    seen: dict[str, list[int]] = {}
+    for r in records:
+        seen.setdefault(r.problem_id, []).append(r.sample_index)
+    for r in records:
+        idx = seen.get(r.problem_id)
+        if idx is not None and sorted(idx) != list(range(r.n_samples)):
+            raise TTCError(f"problem {r.problem_id!r}: records with sample indices {sorted(idx)[:8]}... do not "
+                           f"make up its {r.n_samples} samples")
+        seen.pop(r.problem_id, None)
+
+
+class Shard:
+    """The records of one (task, model, sampler): a directory of Parquet files of complete problems."""
+
+    def __init__(self, path: Path, writer: str):
+        self.path = Path(path)
+        self.writer = writer
+        self._seq = 0
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.path.glob("*.parquet") if not p.name.startswith("."))
+
+    def done(self) -> set[str]:
+        """Ids of the problems whose records are stored."""
+        files = self.files()
+        if not files:
+            return set()
+        return set(_read_files(files, ["problem_id"])["problem_id"].unique().tolist())
+
+    def append_problem(self, records: list[SampleRecord]) -> None:
+        self.append_problems([records])
+
+    def append_problems(self, problems: list[list[SampleRecord]]) -> None:
+        """Store finished problems durably in one file (all or none of them)."""
+        records = [r for recs in problems for r in recs]
+        if not records:
+            return
+        _check_problems(records)
+        table = records_table(records)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        write_atomic(self.path / f"w-{self.writer}-{self._seq:08d}.parquet",
+                     lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        own = list(self.path.glob(f"w-{self.writer}-*.parquet"))
+        if len(own) >= COMPACT_EVERY:
+            self.compact(own)
+
+    def compact(self, files: list[Path] | None = None) -> None:
+        """Merge ``files`` (default: all of the shard's) into one and delete them. Files that other writers add
+        meanwhile are untouched, so this is safe beside them; a reader that finds a merged file gone retries."""
+        files = sorted(files) if files is not None else self.files()
+        if len(files) < 2:
+            return
+        # which rows to keep is decided on the key columns of every file; the rows then stream file by file,
+        # so compacting a shard of millions of records never holds its texts all at once
+        keys = pa.concat_tables([_read_file(f, KEY) for f in files])
+        keep = _first_copies(keys)
+        sizes = [pq.ParquetFile(f).metadata.num_rows for f in files]
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+
+        def write(tmp):
+            start = 0
+            with pq.ParquetWriter(tmp, ARROW_SCHEMA, compression="zstd") as w:
+                for f, size in zip(files, sizes):
+                    mask = keep[start:start + size]
+                    start += size
+                    if mask.any():
+                        table = _read_file(f, None)
+                        w.write_table(table if mask.all() else table.filter(pa.array(mask)))
+
+        write_atomic(self.path / f"c-{stamp}-{self.writer}-{uuid.uuid4().hex[:6]}.parquet", write)
+        for f in files:
+            f.unlink(missing_ok=True)
+        fsync_dir(self.path)
+
+
+def _read_file(path: Path, columns: list[str] | None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns, schema=ARROW_SCHEMA)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as e:
+        raise TTCError(f"corrupt record file {path}: {str(e).splitlines()[0]}; move it away to regenerate "
+                       f"its problems") from None
+
+
+def _read_files(files: list[Path], columns: list[str] | None, arrow: bool = False):
+    tables = [_read_file(f, columns) for f in files]
+    table = pa.concat_tables(tables) if tables else ARROW_SCHEMA.empty_table()
+    if columns is not None and not tables:
+        table = table.select(columns)
+    return table if arrow else table.to_pandas()
+
+
+def _first_copies(table: pa.Table):
+    """A mask of the rows that are the first copy (in file order) of their record key."""
+    keys = [k for k in KEY if k in table.column_names]
+    return ~table.select(keys).to_pandas().duplicated(keep="first").to_numpy()
+
+
+def _dedupe(table: pa.Table) -> pa.Table:
+    """Keep the first copy (in file order) of each record key."""
+    keep = _first_copies(table)
+    return table if keep.all() else table.filter(pa.array(keep))
+
+
+def new_writer_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9]+", "", socket.gethostname())[:24] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class RunStore:
+    """A run directory. ``open`` creates it or checks that an existing one belongs to the same config."""
+
+    def __init__(self, root: Path, writer: str | None = None):
+        self.root = Path(root)
+        self.writer = writer or new_writer_id()
+        self._shards: dict[str, Shard] = {}
+
+    @classmethod
+    def open(cls, out_dir: str | Path, run_id: str, header: dict) -> "RunStore":
+        store = cls(Path(out_dir) / run_id)
+        try:
+            store.root.mkdir(parents=True, exist_ok=True)
+            probe = store.root / f".write_test.{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise TTCError(f"cannot write to output directory {store.root}: {e.strerror or e}") from None
+        if (store.root / HEADER).exists():
+            old = read_header(store.root)
+            if old.get("config_hash") != header["config_hash"]:
+                raise TTCError(f"{store.root} holds a run with a different config; use another --out")
+            if old.get("schema_version") == 1:
+                old = convert_v1(store.root, old)
+            # what this process knows replaces the old fields; what only the run knew (models, cluster
+            # statistics, the format it was converted from) stays
+            header = {**old, **header, "created": old.get("created", header.get("created")),
+                      "resumed": old.get("resumed", 0) + 1, "models": old.get("models", {})}
+        (store.root / RECORDS_DIR).mkdir(exist_ok=True)
+        store.write_header(header)
+        return store
+
+    def header(self) -> dict:
+        return read_header(self.root)
+
+    def write_header(self, header: dict) -> None:
+        write_json_atomic(self.root / HEADER, header)
+
+    def update_header(self, **fields) -> dict:
+        h = self.header()
+        for k, v in fields.items():
+            if isinstance(v, dict) and isinstance(h.get(k), dict):
+                h[k] = {**h[k], **v}
+            else:
+                h[k] = v
+        self.write_header(h)
+        return h
+
+    def shard(self, task: str, model: str, sampler: str) -> Shard:
+        name = shard_name(task, model, sampler)
+        if name not in self._shards:
+            self._shards[name] = Shard(self.root / RECORDS_DIR / name, self.writer)
+        return self._shards[name]
+
+    def shards(self) -> list[Shard]:
+        base = self.root / RECORDS_DIR
+        return [self._shards.get(p.name) or Shard(p, self.writer)
+                for p in sorted(base.iterdir()) if p.is_dir()] if base.is_dir() else []
+
+    def compact(self) -> None:
+        for s in self.shards():
+            s.compact()
+
+    def records(self, columns: list[str] | None = None) -> pd.DataFrame:
+        return read_records(self.root, columns)
+
+
+def read_header(root: Path) -> dict:
+    path = Path(root) / HEADER
+    try:
+        h = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TTCError(f"{root} is not a run directory (no {HEADER})") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise TTCError(f"corrupt {path}: {e}") from None
+    if not isinstance(h, dict):
+        raise TTCError(f"corrupt {path}: a JSON object is expected, found {type(h).__name__}")
+    if h.get("schema_version") not in (1, SCHEMA_VERSION):
+        raise TTCError(f"{path} has schema version {h.get('schema_version')}, this ttc reads 1 and {SCHEMA_VERSION}")
+    return h
+
+
+def read_records(root: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Records of a run directory (either schema), sorted by ``KEY``; ``extra`` decoded to dicts."""
+    root = Path(root)
+    if columns is not None:
+        unknown = [c for c in columns if c not in COLUMNS]
+        if unknown:
+            raise TTCError(f"unknown record column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}")
+    want = None if columns is None else list(dict.fromkeys([*columns, *KEY]))
+    if read_header(root).get("schema_version") == 1:
+        df = _read_v1(root, want)
+    else:
+        df = _read_v2(root, want)
+    df = df.sort_values(KEY, kind="stable").reset_index(drop=True)
+    if "extra" in df.columns:
+        df["extra"] = [json.loads(e) if isinstance(e, str) else (e or {}) for e in df["extra"]]
+    if columns is not None:
+        df = df[list(dict.fromkeys(columns))]
+    return df
+
+
+def _read_v2(root: Path, columns: list[str] | None) -> pd.DataFrame:
+    base = root / RECORDS_DIR
+    for attempt in range(5):  # a compaction beside us may delete a file between listing and reading
+        files = sorted(f for d in sorted(base.iterdir()) if d.is_dir() for f in Shard(d, "").files()) \
+            if base.is_dir() else []
+        try:
+            table = _read_files(files, columns, arrow=True)
+            break
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+    # one file per shard (a compacted run) cannot hold a record twice: each write is checked whole
+    single = len({f.parent for f in files}) == len(files)
+    return (table if single else _dedupe(table)).to_pandas()
+
+
+def _read_v1(root: Path, columns: list[str] | None) -> pd.DataFrame:
+    rows = [r for s in store_v1.shards(root) for recs in s.read().values() for r in recs]
+    df = pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
+    df["verifier_flops"] = df["verifier_flops"].fillna(0.0)  # records written before verifiers existed
+    for field in ARROW_SCHEMA:  # the same dtypes as a Parquet run's (text columns with missing values)
+        if field.type == pa.string() and field.name != "extra":
+            df[field.name] = df[field.name].astype(pd.StringDtype(na_value=float("nan")))
+    return df if columns is None else df[columns]
+
+
+def convert_v1(root: Path, header: dict) -> dict:
+    """Rewrite a schema-1 run's complete problems as Parquet (a torn tail is cut and kept as ``.torn``, as
+    schema 1 always did), keep the JSONL files under ``samples-v1/``, and mark the header schema 2."""
+    shard_writer = new_writer_id()
+    for old in store_v1.shards(root):
+        problems = old.read(repair=True)
+        if not problems:
+            continue
+        first = next(iter(problems.values()))[0]
+        shard = Shard(root / RECORDS_DIR / shard_name(first["task"], first["model"], first["sampler"]),
+                      shard_writer)
+        records = [SampleRecord(**{k: r[k] for k in COLUMNS if k in r}) for recs in problems.values()
+                   for r in recs]
+        shard.append_problems([records])
+    samples = root / store_v1.SAMPLES_DIR
+    if samples.is_dir():
+        os.replace(samples, root / "samples-v1")
+    header = {**header, "schema_version": SCHEMA_VERSION, "converted_from": 1}
+    write_json_atomic(root / HEADER, header)
+    return header
+
+
+def load_run(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """The records of a run directory as a DataFrame, one row per completion, sorted by task, model, sampler,
+    problem id and sample index; only ``columns`` (plus nothing else) when given.
+
+    The header is available as ``df.attrs["header"]``.
+    """
+    header = read_header(Path(path))
+    df = read_records(Path(path), columns)
+    df.attrs["header"] = header
+    return df
+
+
+def detach_header(df: pd.DataFrame) -> dict:
+    """Take the header out of ``df.attrs`` and return it. pandas deep-copies ``attrs`` into the result of
+    nearly every operation (each group of a groupby, each column selected), and a header is a few hundred
+    nested values: analysis code detaches it first (25 ms of a small run's 0.3 s finish, and one copy per
+    group saved wherever analysis works group by group)."""
+    return df.attrs.pop("header", {})

@@ -1,0 +1,235 @@
+"""The sweep: every task x model x sampler, each problem generated once at the largest budget and stored.
+
+Resuming is the default: problems already complete in the run's shards are skipped, so re-running the
+same command after a crash or ``kill -9`` continues where it stopped and ends with the same records as an
+uninterrupted run (each problem's sampling seed depends only on the run seed and the problem).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from samplers import SAMPLERS, configure_sampler, get_sampler
+from tasks import get_task, load_problems
+from ttc.backends import BACKENDS, Backend, make_backend
+from ttc.backends.models import check_model_name
+from ttc.errors import TTCError, check_interrupted
+from ttc.metrics.flops import FLOPS_CONVENTION
+from ttc.metrics.summary import needed_columns, write_summary
+from ttc.store.lock import run_lock
+from ttc.store.provenance import git_state, host_info, library_versions
+from ttc.store.records import SCHEMA_VERSION
+from ttc.store.runstore import RunStore
+from ttc.sweep.config import RunConfig
+from ttc.sweep.problem import close_backend, register_model, solve_problem
+from ttc.sweep.rounds import Rounds
+
+BackendFactory = Callable[[str, RunConfig], Backend]
+
+
+def build_header(config: RunConfig) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": config.run_id,
+        "config_hash": config.config_hash(),
+        "config": config.to_dict(),
+        "seed": config.sampling.seed,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git": git_state(),
+        "versions": library_versions(),
+        "host": host_info(),
+        "flops_convention": FLOPS_CONVENTION,
+        "models": {},
+        **sandbox_field(config),
+    }
+
+
+def sandbox_field(config: RunConfig) -> dict:
+    """For runs whose tasks execute generated code: how it is isolated ("bwrap", or "fallback: why")."""
+    if not any(getattr(get_task(t), "runs_code", False) for t in config.sweep.tasks):
+        return {}
+    from tasks.sandbox import sandbox_mode
+
+    return {"sandbox": sandbox_mode()}
+
+
+def validate(config: RunConfig) -> None:
+    """Fail on unknown names before anything is loaded or written."""
+    for t in config.sweep.tasks:
+        get_task(t)
+    data_file = config.sweep.data_file
+    if data_file is not None:
+        if not Path(data_file).is_file():
+            raise TTCError(f"--data-file {data_file}: no such file")
+        if not any(get_task(t).takes_data_file for t in config.sweep.tasks):
+            raise TTCError("--data-file is read by the hub benchmarks, humaneval, champ and custom:<grader> "
+                           "tasks, not by " + ", ".join(config.sweep.tasks))
+    for s in config.sweep.samplers:
+        get_sampler(s)
+    if config.backend.name not in BACKENDS:
+        raise TTCError(f"unknown backend {config.backend.name!r}; known: {', '.join(sorted(BACKENDS))}")
+    remote = config.backend.name == "openai" and not config.backend.serve
+    for m in config.sweep.models:  # a remote server names its own models; it checks them when asked
+        if not remote:
+            check_model_name(m)
+
+
+def in_flight(items: list, fn: Callable, width: int):
+    """Yield ``(item, fn(item))`` for every item. With ``width`` > 1, up to ``width`` calls run at once
+    in threads and results come in completion order; after a failure no new call starts, the running
+    ones finish and are yielded (their work is kept), then the first error is raised."""
+    if width <= 1:
+        for item in items:
+            yield item, fn(item)
+        return
+    pool = ThreadPoolExecutor(min(width, len(items)) or 1, thread_name_prefix="ttc-problem")
+    futures = {pool.submit(fn, item): item for item in items}
+    error = None
+    try:
+        for fut in as_completed(futures):
+            if fut.cancelled():
+                continue
+            if fut.exception() is not None:
+                if error is None:
+                    error = fut.exception()
+                    for f in futures:
+                        f.cancel()
+                continue
+            yield futures[fut], fut.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if error is not None:
+        raise error
+
+
+def item_key(item) -> tuple:
+    """(model, task, sampler, problem id) of a sweep item."""
+    model, tname, sname, problem = item
+    return model, tname, sname, problem.id
+
+
+def in_groups(items: list, pending: set, fn: Callable, backend, width: int):
+    """Yield ``(item, fn(item, submit))`` for every item whose ``item_key`` is in ``pending``, the items run in
+    lock-step groups of ``width`` on a backend that decodes one batch at a time (``ttc.sweep.rounds``): each group's
+    model calls of a round are merged into one batch. Groups are consecutive runs of ``items`` (all of a model's
+    items, done or not), so a resumed run forms the same groups as an uninterrupted one and, where a backend's
+    outputs depend on what shares a batch, gives the same records: a group with some items done runs them again
+    and their records are dropped. After a failure the group finishes (its other items are yielded) and no new
+    group starts."""
+    rounds = Rounds(backend.generate_requests)
+    for start in range(0, len(items), width):
+        group = items[start:start + width]
+        if not any(item_key(item) in pending for item in group):
+            continue
+        for item, result in rounds.run(group, fn):
+            if item_key(item) in pending:
+                yield item, result
+
+
+def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
+              progress: bool = True) -> RunStore:
+    """Run (or resume) the sweep described by ``config``; return its store with summary and curve written.
+    Names and data are checked before the run directory is touched; one process at a time writes a run."""
+    validate(config)
+    sweep = config.sweep
+    tasks = {name: get_task(name) for name in sweep.tasks}
+    problems = {name: load_problems(t, sweep.limit, config.sampling.seed, sweep.data_file)
+                for name, t in tasks.items()}
+    with run_lock(Path(config.out) / config.run_id):
+        return _sweep(config, backend_factory, progress, tasks, problems)
+
+
+def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: bool, tasks: dict,
+           problems: dict) -> RunStore:
+    check_interrupted()  # the imports so far (datasets, torch) may have swallowed a Ctrl-C
+    store = RunStore.open(config.out, config.run_id, build_header(config))
+    sweep = config.sweep
+
+    planned, todo = [], []  # every (model, task, sampler, problem) of the sweep; those still to generate
+    for model in sweep.models:
+        for tname in sweep.tasks:
+            for sname in sweep.samplers:
+                done = store.shard(tname, model, sname).done()
+                items = [(model, tname, sname, p) for p in problems[tname]]
+                planned += items
+                todo += [item for item in items if item[3].id not in done]
+    per_model = len(sweep.samplers) * sum(len(p) for p in problems.values())  # problems x samplers of a model
+
+    if config.cluster.address is not None:  # the same items, handed to backend replicas on a Ray cluster
+        from ttc.sweep.cluster import run_on_cluster
+
+        run_on_cluster(config, store, todo, per_model, backend_factory, progress)
+        finish(store, config)
+        return store
+    samplers = {name: configure_sampler(get_sampler(name), config) for name in sweep.samplers}
+    factory = backend_factory or (lambda m, c: make_backend(c.backend.name, m, c))
+    bar = tqdm(total=len(todo), desc="problems", unit="problem", disable=not progress, dynamic_ncols=True)
+    tokens, started = 0, time.perf_counter()
+    backend = None
+    model_of = [None]  # the model being swept, read by the problem threads
+
+    def generate(item, submit=None):
+        _, tname, sname, problem = item
+        return solve_problem(backend, tasks[tname], sname, samplers[sname], problem, model_of[0], config,
+                             store.root, submit)
+
+    try:
+        for model in sweep.models:
+            items = [item for item in todo if item[0] == model]
+            if not items:
+                continue
+            close_backend(backend)  # free the previous model before loading the next
+            backend = None
+            backend = factory(model, config)
+            check_interrupted()  # loading a model imports extensions that may swallow a Ctrl-C
+            register_model(store, model, backend.info, resuming=len(items) < per_model)
+            # A backend that decodes one batch at a time (hf) runs groups of problems in lock-step rounds that
+            # share batches; one that batches continuously (vllm) has this thread step its engine for up to
+            # ``concurrency`` problems at once (ttc.sweep.rounds); one that serves (openai) takes concurrent calls.
+            width = backend.concurrency
+            model_of[0] = model
+            if backend.lockstep and width > 1:
+                everything = [item for item in planned if item[0] == model]
+                stream = in_groups(everything, set(map(item_key, items)), generate, backend, width)
+            elif backend.engine is not None and width > 1:
+                stream = Rounds(engine=backend.engine).run(items, generate, width)
+            else:
+                stream = in_flight(items, generate, width)
+            for (_, tname, sname, problem), records in stream:
+                store.shard(tname, model, sname).append_problem(records)
+                check_interrupted()
+                tokens += sum(r.generated_tokens for r in records)
+                bar.update(1)
+                bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
+    finally:
+        bar.close()
+        close_backend(backend)
+    check_interrupted()
+    finish(store, config)
+    return store
+
+
+def finish(store: RunStore, config: RunConfig) -> None:
+    """Fold the run's record files together, then write ``summary.csv``, ``problems.csv``, ``curve.png`` and
+    ``report.html``, all from one read of the columns they need (the page reads the few texts it shows apart)."""
+    from ttc.report.browse import LIGHT_COLUMNS
+
+    store.compact()
+    columns = list(dict.fromkeys([*LIGHT_COLUMNS, *needed_columns(SAMPLERS, config.sweep.samplers)]))
+    records = store.records(columns)
+    summary = write_summary(store.root, SAMPLERS, budgets=config.sweep.budgets, seed=config.sampling.seed,
+                            records=records)
+    try:  # the page is a view of what is stored: failing to draw it never costs the run
+        from ttc.report.html import write_report
+
+        write_report(store.root, records=records, summary=summary)
+    except Exception as e:  # noqa: BLE001
+        print(f"warning: report.html not written ({type(e).__name__}: {e}); "
+              f"ttc report {store.root} retries", file=sys.stderr)

@@ -155,3 +155,39 @@ def test_runs_that_share_no_problem_are_refused_before_anything_is_written(nativ
     assert not out.exists()
     assert main([str(native), str(native)]) == 2
     assert "a run is given twice" in capsys.readouterr().err
+
+
+def store_run(out, run_id, models, correct):
+    """A run written with the store API: for each model, problems p0..p3 with ``correct[model][i]`` of 2 right."""
+    from ttc.store.records import SCHEMA_VERSION, SampleRecord
+    from ttc.store.runstore import RunStore
+    from ttc.sweep.runner import finish
+
+    cfg = RunConfig(sweep=SweepConfig(tasks=("custom:number",), models=tuple(models), budgets=(1, 2), limit=4),
+                    out=str(out))
+    store = RunStore.open(out, run_id, {"schema_version": SCHEMA_VERSION, "run_id": run_id, "config_hash": run_id,
+                                        "config": cfg.to_dict(), "seed": 0, "models": {}})
+    for model in models:
+        for i, c in enumerate(correct[model]):
+            store.shard("custom:number", model, "sample").append_problem([SampleRecord(
+                task="custom:number", model=model, sampler="sample", problem_id=f"p{i}", sample_index=j, n_samples=2,
+                text="t", answer="1" if j < c else "2", answer_strict=None, gold="1", correct=j < c, prompt_tokens=5,
+                generated_tokens=5, finish_reason="stop", prefill_flops=1e6, decode_flops=1e6, prefill_shared=True,
+                seed=0) for j in range(2)])
+    finish(store, cfg)
+    return store.root
+
+
+def test_a_run_of_several_models_gives_one_series_each(tmp_path):
+    both = store_run(tmp_path / "a", "family", ["small", "large"], {"small": [0, 1, 0, 1], "large": [2, 2, 1, 2]})
+    other = store_run(tmp_path / "b", "other", ["m"], {"m": [1, 1, 1, 1]})
+    c = cmp.compare_runs([both, other])
+    assert c.series == ["family:large/sample", "family:small/sample", "other"] and c.shared == 4
+    t = cmp.differences(c, n_boot=500).set_index(["series", "metric", "budget"])
+    # mean@k: large 7/8, small 2/8, other 4/8; differences to the first series (large)
+    assert t.loc[("family:small/sample", "mean@k", 1), "difference"] == pytest.approx(2 / 8 - 7 / 8)
+    assert t.loc[("other", "mean@k", 2), "difference"] == pytest.approx(4 / 8 - 7 / 8)
+    diff = cmp.differing([both, other], c)
+    # verdicts: large right on p0, p1, p3 (p2 a tie); small wrong everywhere (ties or all wrong); other: ties
+    assert diff[diff["series"] == "family:small/sample"]["problem_id"].tolist() == ["p0", "p1", "p3"]
+    assert diff[diff["series"] == "other"]["problem_id"].tolist() == ["p0", "p1", "p3"]

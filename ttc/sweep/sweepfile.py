@@ -163,7 +163,7 @@ class EngineArgs(Kind):
         raise TypeError
 
     def toml(self, value):  # TOML has no null: such a table is written in the flag's KEY=JSON form
-        return dict(value) if _tomlable(value) else [f"{k}={json.dumps(v)}" for k, v in value.items()]
+        return dict(value) if _tomlable(value) else [f"{k}={json.dumps(v, default=str)}" for k, v in value.items()]
 
 
 class JSONObject(Kind):
@@ -180,7 +180,7 @@ class JSONObject(Kind):
         raise TypeError
 
     def toml(self, value):
-        return dict(value) if _tomlable(value) else json.dumps(value)
+        return dict(value) if _tomlable(value) else json.dumps(value, default=str)
 
 
 class Replicas(Kind):

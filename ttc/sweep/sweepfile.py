@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ttc.errors import TTCError
-from ttc.store.runstore import write_atomic
 from ttc.sweep.config import (
     BackendConfig,
     ClusterConfig,
@@ -333,6 +332,8 @@ def sweep_toml(config: RunConfig) -> str:
 
 def write_sweep_file(run_dir, config: RunConfig) -> Path:
     """Write ``run_dir/sweep.toml`` atomically; return its path."""
+    from ttc.store.runstore import write_atomic  # here: reading a sweep file does not load pandas
+
     path = Path(run_dir) / SWEEP_FILE
     text = sweep_toml(config)
     write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -2,6 +2,14 @@
 store API: problems x samples records, short texts). Prints a table; numbers depend on the machine's load.
 
     python benchmarks/bench_report.py --sizes 200x256,2000x256
+    python benchmarks/bench_report.py --sizes 5000x64 --open --before /path/to/other/checkout
+
+``--open`` also opens each page in headless Chromium (Debian's chromium and chromium-driver, through Selenium),
+``--repeat`` times, the versions alternating, and prints medians: ``load`` (navigation start to the end of the
+load event: the HTML parsed, the data read, the first table drawn), the first ``search`` (a text found in sample
+texts; the first one builds the page's search index) and a second one, a ``sort`` by a column, and ``open link``
+(loading ``report.html#problem=ID``, which opens that problem). ``--before DIR`` writes the same run's page with
+another checkout's code too (in a subprocess), so both are measured in one run on one machine.
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ttc.report.html import write_report  # noqa: E402
 from ttc.store.records import SCHEMA_VERSION, SampleRecord  # noqa: E402
 from ttc.store.runstore import RunStore  # noqa: E402
 
@@ -80,11 +87,82 @@ def make_run_columnar(out: Path, problems: int, samples: int, seed: int = 0):
     return store.root
 
 
+WRITE = "import sys, time; from ttc.report.html import write_report; t = time.perf_counter(); " \
+        "write_report(sys.argv[1]); print(time.perf_counter() - t)"
+
+
+def write_with(checkout: Path, root: Path, label: str) -> tuple[Path, float]:
+    """The run's page written by ``checkout``'s code in a fresh process, kept as ``report.<label>.html``."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    r = subprocess.run([sys.executable, "-c", WRITE, str(root)], cwd=checkout, env=env, capture_output=True,
+                       text=True, timeout=3600, check=True)
+    page = root / f"report.{label}.html"
+    (root / "report.html").replace(page)
+    return page, float(r.stdout.strip().splitlines()[-1])
+
+
+def browser():
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1300,1800"):
+        opts.add_argument(arg)
+    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+
+
+# In the page: time a search typed into the box (the input event's handler runs synchronously), and a sort.
+SEARCH = """const box = document.getElementById('f-search'); const t = performance.now(); box.value = arguments[0];
+box.dispatchEvent(new Event('input')); box.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'}));
+return [performance.now() - t, document.getElementById('count').textContent];"""
+SORT = """const th = document.querySelectorAll('#problems thead th')[10]; const t = performance.now(); th.click();
+return performance.now() - t;"""
+LOAD = "const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime;"
+
+
+def open_times(driver, page: Path, problem: str) -> dict:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def load(url):
+        driver.get("about:blank")
+        driver.get(url)
+        WebDriverWait(driver, 120).until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+        WebDriverWait(driver, 120).until(lambda d: d.execute_script(LOAD) > 0)
+        return driver.execute_script(LOAD) / 1e3
+
+    out = {"load": load(page.resolve().as_uri())}
+    out["search"], found = driver.execute_script(SEARCH, "work work work 7")
+    out["search again"], _ = driver.execute_script(SEARCH, "work work work 3")
+    out["search"] /= 1e3
+    out["search again"] /= 1e3
+    out["found"] = found.split(" of ")[0]
+    driver.execute_script(SEARCH, "")
+    out["sort"] = driver.execute_script(SORT) / 1e3
+    out["open link"] = load(page.resolve().as_uri() + "#problem=" + problem)
+    out["opened"] = problem in driver.find_element("id", "detail").text
+    return out
+
+
 def main() -> None:
+    import statistics
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="200x256,2000x256")
+    ap.add_argument("--open", action="store_true", help="also time opening the page in headless Chromium")
+    ap.add_argument("--repeat", type=int, default=5, help="--open: loads of each page (medians are printed)")
+    ap.add_argument("--before", default=None, help="another checkout whose page is measured beside this one")
     args = ap.parse_args()
-    print(f"{'problems':>9} {'samples':>8} {'records':>10} {'write_report s':>15} {'page MB':>8}")
+    here = Path(__file__).resolve().parent.parent
+    versions = ([("before", Path(args.before).resolve())] if args.before else []) + [("now", here)]
+    print(f"{'problems':>9} {'samples':>8} {'records':>10} {'code':>7} {'write_report s':>15} {'page MB':>8}"
+          + ("  load s  search s  again s  sort s  open link s  found  link opened" if args.open else ""))
     for size in args.sizes.split(","):
         problems, samples = map(int, size.split("x"))
         with tempfile.TemporaryDirectory() as tmp:
@@ -92,10 +170,26 @@ def main() -> None:
             make = make_run_columnar if problems * samples > 1_000_000 else make_run
             root = make(Path(tmp), problems, samples)
             print(f"  (run written in {time.perf_counter() - t:.1f} s)", file=sys.stderr)
-            t = time.perf_counter()
-            path = write_report(root)
-            dt = time.perf_counter() - t
-            print(f"{problems:>9} {samples:>8} {problems * samples:>10} {dt:>15.1f} {path.stat().st_size / 1e6:>8.2f}")
+            pages = {label: write_with(checkout, root, label) for label, checkout in versions}
+            timings: dict = {label: [] for label in pages}
+            if args.open:
+                driver = browser()
+                try:
+                    for _ in range(args.repeat):
+                        for label, (page, _) in pages.items():
+                            timings[label].append(open_times(driver, page, f"p{problems // 2:06d}"))
+                finally:
+                    driver.quit()
+            for label, (page, dt) in pages.items():
+                line = (f"{problems:>9} {samples:>8} {problems * samples:>10} {label:>7} {dt:>15.1f} "
+                        f"{page.stat().st_size / 1e6:>8.2f}")
+                if timings[label]:
+                    med = {k: statistics.median(t[k] for t in timings[label])
+                           for k in ("load", "search", "search again", "sort", "open link")}
+                    last = timings[label][-1]
+                    line += (f"  {med['load']:>6.2f}  {med['search']:>8.3f}  {med['search again']:>7.3f}  "
+                             f"{med['sort']:>6.3f}  {med['open link']:>11.2f}  {last['found']:>5}  {last['opened']}")
+                print(line)
 
 
 if __name__ == "__main__":

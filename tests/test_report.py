@@ -216,3 +216,16 @@ def test_the_sweeps_page_equals_the_page_written_from_disk(tmp_path, monkeypatch
     assert len(reads) == 1
     write_report(store.root)
     assert (store.root / "report.html").read_text() == finished
+
+
+def test_the_page_script_sets_stored_text_as_text_only():
+    """The page's one rule for stored text (model outputs, answers, ids, questions): ``textContent``, never an
+    HTML parser. The script calls none of the ways to parse a string as HTML or code, and sets only two attributes:
+    the link to a problem (``#problem=`` and the id through encodeURIComponent) and aria-sort."""
+    from ttc.report.page import JS
+
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                 "DOMParser", "createContextualFragment", "srcdoc"):
+        assert sink not in JS, sink
+    assert re.findall(r"setAttribute\('([a-z-]+)'", JS) == ["aria-sort", "href"]
+    assert "'#problem=' + encodeURIComponent(" in JS

@@ -32,19 +32,9 @@ def _openai(model: str, config):
         return OpenAIBackend(model, b.base_url, **kwargs)
     from pathlib import Path
 
-    from ttc.backends.models import resolve_model
-    from ttc.backends.server import LocalServer
-    from ttc.backends.vllm import engine_dtype
+    from ttc.backends.server import local_server
 
-    engine_args = dict(b.engine_args)
-    dtype = engine_dtype(b.dtype)
-    if dtype != "auto":
-        engine_args.setdefault("dtype", dtype)
-    source = resolve_model(model)
-    if source.revision:  # --model ID@REVISION: the server loads that revision
-        engine_args.setdefault("revision", source.revision)
-    server = LocalServer(source.path, model, engine_args,
-                         Path(config.out) / config.run_id / "server.log").start()
+    server = local_server(model, b.dtype, b.engine_args, Path(config.out) / config.run_id / "server.log").start()
     try:
         return OpenAIBackend(model, server.base_url, on_close=server.stop, liveness=server.check, **kwargs)
     except BaseException:

@@ -109,3 +109,20 @@ class LocalServer:
             proc.wait(timeout=10)
         except ProcessLookupError:
             pass
+
+
+def local_server(model: str, dtype: str, engine_args: dict, log_path: str | Path, port: int | None = None) -> LocalServer:
+    """A (not yet started) server for ``--model`` as ttc names models: an embedded alias, a local checkpoint or a
+    hub id (``ID@REVISION`` loads that revision), served under that name; ``--dtype`` as the vllm backend reads
+    it (``auto`` is float32 on a CPU without native bfloat16), unless the engine arguments name one."""
+    from ttc.backends.models import resolve_model
+    from ttc.backends.vllm import engine_dtype
+
+    engine_args = dict(engine_args)
+    dtype = engine_dtype(dtype)
+    if dtype != "auto":
+        engine_args.setdefault("dtype", dtype)
+    source = resolve_model(model)
+    if source.revision:  # --model ID@REVISION: the server loads that revision
+        engine_args.setdefault("revision", source.revision)
+    return LocalServer(source.path, model, engine_args, log_path, port=port)

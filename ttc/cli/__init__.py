@@ -22,6 +22,9 @@ VERBS = {
     "fit": ("ttc.cli.analysis", "fit_main", "fit curves with CIs and price them in pretraining compute"),
     "plot": ("ttc.cli.analysis", "plot_main", "draw the exchange and frontier figures of runs"),
     "import": ("ttc.cli.importers", "main", "turn another harness's sample log (lm-eval, inspect) into a run"),
+    "compare": ("ttc.cli.compare", "main", "several runs on their shared problems: one figure, paired differences"),
+    "serve": ("ttc.cli.serve", "main", "start vLLM's OpenAI-compatible server for a model, until Ctrl-C"),
+    "completion": ("ttc.cli.completion", "main", "print a bash completion script for ttc's verbs and flags"),
 }
 
 

@@ -10,19 +10,8 @@ import argparse
 import os
 import sys
 
-from ttc.errors import TTCError, cli_guard, debug_requested
-from ttc.sweep.config import (
-    BackendConfig,
-    ClusterConfig,
-    RunConfig,
-    SamplingConfig,
-    StrategyConfig,
-    SweepConfig,
-    parse_budgets,
-    parse_engine_args,
-    parse_names,
-    parse_replicas,
-)
+from ttc.errors import cli_guard, debug_requested
+from ttc.sweep.config import RunConfig, parse_template_kwargs  # noqa: F401  (parse_template_kwargs: re-exported)
 
 DEFAULTS = RunConfig()
 
@@ -43,6 +32,11 @@ def build_parser(prog: str = "ttc run") -> argparse.ArgumentParser:
                     "completion in FLOPs, and derive accuracy, pass@k and maj@k at every budget. "
                     "Re-running the same command resumes the run.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="a sweep file (TOML, or YAML): the flags below as keys without their dashes, and "
+                        "[[sweep]] tables for several sweeps run one after another; flags given on the command "
+                        "line override the file. Every run writes its resolved runs/<id>/sweep.toml, which "
+                        "reproduces it (docs/sweep-files.md)")
     p.add_argument("--task", default=",".join(d.tasks),
                    help="comma-separated task names (see `ttc tasks`), or rg:<family>")
     p.add_argument("--model", default=",".join(d.models),
@@ -133,54 +127,47 @@ def add_cluster_args(p: argparse.ArgumentParser) -> None:
                    help="--ray: CPUs reserved by each replica, also its torch threads (hf)")
 
 
-def strategy_from_args(args: argparse.Namespace) -> StrategyConfig:
-    def unescape(text: str) -> str:
-        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+def resolve_dtype(values: dict) -> dict:
+    """``--dtype auto`` resolved for this machine before the run id is hashed: ``--dtype auto`` and the dtype it
+    stands for here are one run (a remote server's ``auto`` stays)."""
+    from ttc.backends import resolve_auto_dtype
 
-    return StrategyConfig(verifier=args.verifier, prm_agg=args.prm_agg, step_delimiter=unescape(args.step_delimiter),
-                          beam_width=args.beam_width, lookahead=args.lookahead, max_steps=args.max_steps,
-                          think_budgets=parse_budgets(args.think_budget),
-                          think_end=args.think_end, answer_prefix=unescape(args.answer_prefix),
-                          answer_tokens=args.answer_tokens, num_wait=args.num_wait, chains=args.chains)
+    backend, dtype = values.get("backend", DEFAULTS.backend.name), values.get("dtype", DEFAULTS.backend.dtype)
+    if dtype == "auto" and (backend != "openai" or values.get("serve", False)):
+        return {**values, "dtype": resolve_auto_dtype(backend, dtype)}
+    return values
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    from ttc.backends import resolve_auto_dtype
+    """The config of a parsed command line (without ``--config``), through the one table ``OPTIONS``."""
+    from ttc.sweep.sweepfile import config_from_values, values_from_flags
 
-    # auto is resolved first, then hashed: `--dtype auto` and the dtype it stands for here are one run
-    dtype = resolve_auto_dtype(args.backend, args.dtype) if args.dtype == "auto" and (
-        args.backend != "openai" or args.serve) else args.dtype
-    return RunConfig(
-        sweep=SweepConfig(tasks=parse_names(args.task), models=parse_names(args.model),
-                          samplers=parse_names(args.sampler), budgets=parse_budgets(args.budget),
-                          limit=args.limit, data_file=args.data_file),
-        sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-                                seed=args.seed),
-        strategy=strategy_from_args(args),
-        backend=BackendConfig(name=args.backend, dtype=dtype, engine_args=parse_engine_args(args.engine_arg),
-                              base_url=args.base_url, api_key_env=args.api_key_env, serve=args.serve,
-                              concurrency=args.concurrency, request_timeout=args.request_timeout,
-                              retries=args.retries,
-                              chat_template_kwargs=parse_template_kwargs(args.chat_template_kwargs)),
-        out=args.out,
-        cluster=ClusterConfig(address=args.ray, cpus_per_replica=args.cpus_per_replica,
-                              replicas=parse_replicas(args.replicas) if args.replicas is not None else ()))
+    return config_from_values(resolve_dtype(values_from_flags(args)))
 
 
-def parse_template_kwargs(text: str | None) -> dict:
-    """``--chat-template-kwargs`` JSON -> dict; anything but a JSON object is a ``TTCError``."""
-    if not text:
-        return {}
-    import json
+def given_flags(argv: list[str], prog: str) -> dict:
+    """``{key: field value}`` of the options written on the command line (not their defaults)."""
+    from ttc.sweep.sweepfile import values_from_flags
 
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise TTCError(f"--chat-template-kwargs must be a JSON object like '{{\"enable_thinking\": true}}', "
-                       f"got {text!r}")
-    return value
+    p = build_parser(prog)
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+    return values_from_flags(p.parse_args(argv))
+
+
+def configs_from_args(args: argparse.Namespace, argv: list[str], prog: str = "ttc run") -> list[RunConfig]:
+    """The sweeps to run: the command line's one, or with ``--config`` every sweep of the file, the flags given
+    on the command line overriding the file's values. Sweeps that come out as the same run are run once."""
+    if args.config is None:
+        return [config_from_args(args)]
+    from ttc.sweep.sweepfile import configs_from_file
+
+    configs, seen = [], set()
+    for config in configs_from_file(args.config, given_flags(argv, prog), prepare=resolve_dtype):
+        if config.run_id not in seen:
+            seen.add(config.run_id)
+            configs.append(config)
+    return configs
 
 
 def print_summary(summary_path) -> None:
@@ -210,7 +197,9 @@ def print_routes(run_dir) -> None:
 
 def main(argv: list[str] | None = None, prog: str = "ttc run") -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    return cli_guard(lambda: sweep(build_parser(prog).parse_args(argv)), debug=debug_requested("--debug" in argv))
+    args = build_parser(prog).parse_args(argv)
+    return cli_guard(lambda: sweep(configs_from_args(args, argv, prog), args.no_progress),
+                     debug=debug_requested("--debug" in argv))
 
 
 def hide_loading_bars() -> None:
@@ -226,16 +215,20 @@ def hide_loading_bars() -> None:
         hf_logging.disable_progress_bar()
 
 
-def sweep(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    if args.no_progress:
+def sweep(configs: list[RunConfig], no_progress: bool = False) -> int:
+    """Run each sweep in turn (every one was checked before the first starts)."""
+    if no_progress:
         hide_loading_bars()
-    from ttc.sweep.runner import run_sweep
+    from ttc.sweep.runner import run_sweep, validate
 
-    store = run_sweep(config, progress=not args.no_progress)
-    print_summary(store.root / "summary.csv")
-    print_routes(store.root)
-    print(f"run directory: {store.root}")
+    if len(configs) > 1:  # a later sweep's unknown name is found before the first sweep runs
+        for config in configs:
+            validate(config)
+    for i, config in enumerate(configs, 1):
+        if len(configs) > 1:
+            print(f"sweep {i} of {len(configs)}: {config.run_id}", flush=True)
+        store = run_sweep(config, progress=not no_progress)
+        print_summary(store.root / "summary.csv")
+        print_routes(store.root)
+        print(f"run directory: {store.root}")
     return 0
-
-

@@ -5,7 +5,8 @@ data as inline JSON. It shows the run's config and provenance (``header.json``),
 answers by extraction route, the curves (``ttc.report.curve.plot_curve``), fits when the run directory holds them
 (``fits.csv``, or exchange figures written by ``ttc plot``), and a problem browser: every
 problem's statistics and vote, and the texts of a bounded number of samples per problem (stated on the page),
-so a run of millions of records gives a page of bounded size.
+so a run of millions of records gives a page of bounded size. The browser (``ttc.report.page``) searches ids,
+questions, answers and the shown texts, sorts by any column, and links to one problem (``report.html#problem=ID``).
 """
 
 from __future__ import annotations

@@ -318,3 +318,22 @@ def parse_engine_args(items: list[str] | None) -> dict:
         except ValueError:
             out[key] = raw
     return out
+
+
+def parse_template_kwargs(text: str | None) -> dict:
+    """``--chat-template-kwargs`` JSON -> dict; anything but a JSON object is a ``TTCError``."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise TTCError(f"--chat-template-kwargs must be a JSON object like '{{\"enable_thinking\": true}}', "
+                       f"got {text!r}")
+    return value
+
+
+def unescape(text: str) -> str:
+    """A flag's text with its escapes read (``"\\n\\n"`` -> two newlines), as ``--step-delimiter`` takes it."""
+    return text.encode("latin-1", "backslashreplace").decode("unicode_escape")

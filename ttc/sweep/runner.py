@@ -150,6 +150,9 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
            problems: dict) -> RunStore:
     check_interrupted()  # the imports so far (datasets, torch) may have swallowed a Ctrl-C
     store = RunStore.open(config.out, config.run_id, build_header(config))
+    from ttc.sweep.sweepfile import write_sweep_file  # `ttc run --config runs/<id>/sweep.toml` reproduces it
+
+    write_sweep_file(store.root, config)
     sweep = config.sweep
 
     planned, todo = [], []  # every (model, task, sampler, problem) of the sweep; those still to generate

@@ -83,6 +83,8 @@ def policy_main(args) -> int:
     print(f"compute-optimal policy: {r.n_problems} problems, {len(cfg.table)} configurations of "
           f"{len(cfg.strategies)} strategies, {r.n_bins} quantile bins, two-fold cross-fitting, "
           f"{args.n_boot} bootstrap replicates (problems resampled)")
+    for note in r.notes:
+        print(f"warning: {note}")
     if "predicted" in diff:
         rho = diff[["oracle", "predicted"]].corr(method="spearman").iloc[0, 1]
         print(f"predicted difficulty: mean self log-prob of the first {args.first} samples; Spearman with "

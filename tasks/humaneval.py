@@ -14,10 +14,11 @@ Example (``HumanEval/0``)::
 
 The chat prompt shows the function and asks for its completed code in a fenced block. ``extract``
 takes the last fenced code block that defines a function (a trailing usage example is not the answer),
-else the last fenced block, else the raw text. Grading runs ``prompt + completion + test +
-check(entry_point)`` in the sandbox of ``tasks/sandbox.py`` (never in the ttc process): a completion that
-redefines the whole function replaces the prompt's stub; a bare body is appended inside it. pass@k comes
-from the stored samples like every other task.
+else the last fenced block, else the raw text. Grading runs ``prompt + completion`` in the sandbox of
+``tasks/sandbox.py`` (never in the ttc process) and the benchmark's ``check(candidate)`` in a separate
+judge process there, which calls the completion's function through a pipe that carries plain values only
+(``run_judged``): a completion that redefines the whole function replaces the prompt's stub; a bare body
+is appended inside it. pass@k comes from the stored samples like every other task.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 from tasks.answers import after_think, last_match
 from tasks.base import Problem
 from tasks.hub import read_data_file, require
-from tasks.sandbox import run_tests
+from tasks.sandbox import run_judged
 from ttc.errors import TTCError
 
 FENCE = re.compile(r"```[ \t]*(?:[A-Za-z0-9_+-]+)?[ \t]*\n(.*?)```", re.DOTALL)
@@ -61,9 +62,9 @@ def code_answer(text: str) -> tuple[str | None, str | None]:
     return (body if body.strip() else None), None
 
 
-def assemble(prompt: str, completion: str, test: str, entry_point: str) -> str:
-    """The program that is run: the prompt, the completion (indented into the function when it is a bare
-    body at column 0), the tests and ``check(entry_point)``."""
+def solution_program(prompt: str, completion: str, entry_point: str) -> str:
+    """The solution that is run: the prompt, then the completion (indented into the function when it is
+    a bare body at column 0)."""
     code = completion
     defines = re.search(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(entry_point)}[ \t]*\(", code, re.MULTILINE)
     if not defines:
@@ -71,7 +72,13 @@ def assemble(prompt: str, completion: str, test: str, entry_point: str) -> str:
         first = next((ln for ln in lines if ln.strip()), "")
         if first and not first[0].isspace():
             code = "\n".join("    " + ln if ln.strip() else ln for ln in lines)
-    return f"{prompt}{code}\n\n{test}\n\ncheck({entry_point})\n"
+    return f"{prompt}{code}\n"
+
+
+def judge_program(prompt: str, test: str) -> str:
+    """What the judge runs: the prompt (its helpers, such as ``poly`` or ``encode_cyclic``, come from the
+    benchmark, never from the completion) and the tests, which define ``check(candidate)``."""
+    return f"{prompt}\n\n{test}\n"
 
 
 class HumanEval:
@@ -110,9 +117,11 @@ class HumanEval:
     def grade(self, answer: str | None, problem: Problem) -> bool:
         if not isinstance(answer, str) or not answer.strip() or len(answer) > MAX_CODE:
             return False
-        program = assemble(problem.question, answer, problem.data["test"], problem.data["entry_point"])
+        entry_point = problem.data["entry_point"]
         try:
-            passed, _ = run_tests(program, timeout=TIMEOUT_S)
+            passed, _ = run_judged(solution_program(problem.question, answer, entry_point),
+                                   judge_program(problem.question, problem.data["test"]), entry_point,
+                                   timeout=TIMEOUT_S)
         except (OSError, ValueError):  # could not start the sandbox (out of processes, ...): not a pass
             return False
         return passed

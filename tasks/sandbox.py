@@ -11,29 +11,40 @@ bubblewrap (``bwrap``), which gives it:
 * when ttc runs as root, the unprivileged uid 65534 (nobody) outside, so file permissions hold as for
   that user; otherwise the user running ttc, who sees only the mounts above;
 * rlimits set inside the namespace: ``memory_mb`` of address space per process, ``max_procs`` processes
-  (counted in the sandbox's own user namespace), CPU seconds, the largest file, no core dumps.
+  (counted in the sandbox's own user namespace), ``max_files`` open files per process, CPU seconds, the
+  largest file, no core dumps;
+* a seccomp filter (``tasks/sandbox_seccomp.py``) that refuses the calls that hold memory outside the
+  address space: memfd, System V and POSIX IPC, io_uring, sockets other than AF_UNIX, larger socket and
+  pipe buffers.
 
 So the program has no network (not even by ``setns``: it holds no capability over the host's network
 namespace), cannot write outside its tmpfs, sees no file outside the mounts above, cannot see or signal
 any process outside, and nothing it starts survives: when the launcher exits or ttc dies, the PID
-namespace is torn down. Its memory is bounded by ``max_procs x memory_mb`` plus the tmpfs, a bound that
-holds without a cgroup. Output (stdout and stderr) is read from a pipe and the program is killed once it
-passes ``OUTPUT_LIMIT`` bytes.
+namespace is torn down. Its memory is at most ``max_procs x (memory_mb + max_files x one socket's
+buffer)`` plus the tmpfs, a bound that holds without a cgroup (see SECURITY.md for the measured numbers).
+Output (stdout and stderr) is read from a pipe and the program is killed once it passes ``OUTPUT_LIMIT``
+bytes.
 
 The verdict: a pass needs a random nonce, handed to the launcher on a pipe the program's process does
-not hold and copied to a separate verdict pipe by the launcher's judge process only after the program
-ran to its end and exited 0; nothing the program prints, and no file or environment variable, holds it.
+not hold and copied to a separate verdict pipe by the launcher's judge process; nothing the program
+prints, and no file or environment variable, holds it. The launcher's own report (``isolation``) comes on
+that verdict pipe too, never from the program's output. ``run_tests`` passes a program that ran to its end
+and exited 0; ``run_judged`` (HumanEval) runs the tests in the judge process against the solution's
+function in another, so the solution cannot forge its end or return an object that equals anything.
 
 Where bwrap is missing or cannot create its namespaces (``TTC_SANDBOX=fallback`` forces it), the launcher
-runs as a plain process with the same rlimits (except the process count), a new network namespace where
-the kernel allows one, and no file system or process isolation; ``sandbox_mode()`` says so and it is
-printed once on stderr and recorded in the run header. See SECURITY.md.
+runs as a plain process with the same rlimits (except the process count) and no seccomp filter, a new
+network namespace where the kernel allows one, and no file system or process isolation;
+``sandbox_mode()`` says so and it is printed once on stderr and recorded in the run header. See
+SECURITY.md.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
+import platform
 import secrets
 import selectors
 import shutil
@@ -47,8 +58,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.sandbox_seccomp import seccomp_program
+
 CHILD = Path(__file__).with_name("sandbox_child.py")
 OUTPUT_LIMIT = 1 << 20  # bytes of stdout+stderr read at most; the program is killed past it
+MAX_FILES = 64  # open files per process (RLIMIT_NOFILE): bounds the kernel buffers the program can hold
 NOBODY = 65534
 SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
@@ -89,7 +103,18 @@ def _interpreter(as_root: bool) -> str | None:
     return None
 
 
-def _bwrap_command(python: str, disk_mb: int) -> list[str]:
+def _seccomp_fd() -> int | None:
+    """A pipe holding the seccomp program for ``bwrap --seccomp`` (None where there is none)."""
+    program = seccomp_program()
+    if program is None:
+        return None
+    r, w = os.pipe()
+    os.write(w, program)  # a few hundred bytes: fits in the pipe
+    os.close(w)
+    return r
+
+
+def _bwrap_command(python: str, disk_mb: int, seccomp_fd: int | None) -> list[str]:
     cmd = [shutil.which("bwrap") or "bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
            "--unshare-uts", "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session",
            "--cap-drop", "ALL", "--clearenv", "--ro-bind", "/usr", "/usr"]
@@ -103,6 +128,8 @@ def _bwrap_command(python: str, disk_mb: int) -> list[str]:
         cmd += ["--ro-bind", prefix, prefix]
     for k, v in SANDBOX_ENV.items():
         cmd += ["--setenv", k, v]
+    if seccomp_fd is not None:
+        cmd += ["--seccomp", str(seccomp_fd)]
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(disk_mb << 20), "--tmpfs", "/tmp", "--chdir", "/tmp",
             "--hostname", "sandbox", "--remount-ro", "/dev", "--remount-ro", "/", python]
     return cmd
@@ -113,6 +140,10 @@ def sandbox_mode() -> str:
     """``"bwrap"`` where bubblewrap works here, else ``"fallback: <why>"`` (said once on stderr)."""
     reason = _probe()
     if reason is None:
+        if seccomp_program() is None:
+            print(f"WARNING: ttc's code sandbox has no seccomp filter for {platform.machine()}: generated code "
+                  "can hold memory outside its limit (memfd, shared memory, socket buffers). See SECURITY.md.",
+                  file=sys.stderr, flush=True)
         return "bwrap"
     print(f"WARNING: ttc's code sandbox is NOT isolated here ({reason}): generated code runs as a plain "
           "process that can read and write your files and outlive the grading. Install bubblewrap "
@@ -130,11 +161,15 @@ def _probe() -> str | None:
     python = _interpreter(as_root)
     if python is None:
         return "no Python interpreter the sandbox user can reach"
+    seccomp_fd = _seccomp_fd()
     try:
-        r = subprocess.run(_bwrap_command(python, 1) + ["-I", "-S", "-c", "pass"], capture_output=True,
-                           timeout=30, env={}, **_drop(as_root))
+        r = subprocess.run(_bwrap_command(python, 1, seccomp_fd) + ["-I", "-S", "-c", "pass"], capture_output=True,
+                           timeout=30, env={}, pass_fds=() if seccomp_fd is None else (seccomp_fd,), **_drop(as_root))
     except (OSError, subprocess.SubprocessError) as e:
         return f"bwrap failed to start ({type(e).__name__}: {e})"
+    finally:
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
     if r.returncode != 0:
         err = r.stderr.decode(errors="replace").strip().splitlines()
         return f"bwrap cannot create its namespaces here ({err[-1] if err else 'exit ' + str(r.returncode)})"
@@ -146,7 +181,26 @@ def _drop(as_root: bool) -> dict:
 
 
 def run_python(source: str, timeout: float = 10.0, memory_mb: int = 1024, cpu_s: int | None = None,
-               max_procs: int = 16, disk_mb: int = 64) -> SandboxResult:
+               max_procs: int = 16, disk_mb: int = 64, max_files: int = MAX_FILES) -> SandboxResult:
+    """Run ``source`` as ``__main__``; ``completed`` when it ran to its end and exited 0 (see ``run_tests``)."""
+    return _launch("run", source.encode("utf-8", errors="surrogatepass"), timeout, memory_mb, cpu_s, max_procs,
+                   disk_mb, max_files)
+
+
+def run_judged(solution: str, tests: str, entry_point: str, timeout: float = 10.0, memory_mb: int = 1024,
+               max_procs: int = 16, disk_mb: int = 64) -> tuple[bool, SandboxResult]:
+    """Run ``solution`` in one process and ``tests`` (which define ``check(candidate)``) in another, the
+    judge, which calls ``check`` with a proxy of the solution's ``entry_point``: each call's arguments and
+    result cross between the two as plain data of exact types. Passes only if ``check`` returned, so
+    neither an early exit nor an object whose ``==`` is always true nor anything the solution writes can
+    make it pass; the solution's module-level code runs before any call."""
+    job = json.dumps({"solution": solution, "tests": tests, "entry_point": entry_point}).encode()
+    result = _launch("judge", job, timeout, memory_mb, None, max_procs, disk_mb, MAX_FILES)
+    return result.status == "ok" and result.completed, result
+
+
+def _launch(job_kind: str, stdin: bytes, timeout: float, memory_mb: int, cpu_s: int | None, max_procs: int,
+            disk_mb: int, max_files: int) -> SandboxResult:
     cpu_s = cpu_s if cpu_s is not None else int(timeout) + 1
     mode = sandbox_mode()
     as_root = os.geteuid() == 0
@@ -156,25 +210,28 @@ def run_python(source: str, timeout: float = 10.0, memory_mb: int = 1024, cpu_s:
     os.write(nonce_w, nonce)
     os.close(nonce_w)
     launcher = CHILD.read_text(encoding="utf-8")
-    limits = [str(memory_mb << 20), str(cpu_s), str(disk_mb << 20), str(max_procs if mode == "bwrap" else 0),
-              str(nonce_r), str(verdict_w)]
+    limits = [job_kind, str(memory_mb << 20), str(cpu_s), str(disk_mb << 20), str(max_procs if mode == "bwrap" else 0),
+              str(max_files), str(nonce_r), str(verdict_w)]
+    fds = [nonce_r, verdict_w]
     with tempfile.TemporaryDirectory(prefix="ttc-sandbox-") as tmp:
         if mode == "bwrap":
             python = _interpreter(as_root)
-            cmd = _bwrap_command(python, disk_mb) + ["-I", "-S", "-c", launcher, "bwrap", *limits]
+            seccomp_fd = _seccomp_fd()
+            if seccomp_fd is not None:
+                fds.append(seccomp_fd)
+            cmd = _bwrap_command(python, disk_mb, seccomp_fd) + ["-I", "-S", "-c", launcher, "bwrap", *limits]
             extra, env, cwd = _drop(as_root), {}, None  # nothing of ttc's environment
         else:
             cmd = [sys.executable, "-I", "-S", "-c", launcher, "fallback", *limits]
             extra, env, cwd = {}, {**SANDBOX_ENV, "HOME": tmp, "TMPDIR": tmp}, tmp
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    pass_fds=(nonce_r, verdict_w), start_new_session=True, env=env, cwd=cwd,
-                                    **extra)
+                                    pass_fds=fds, start_new_session=True, env=env, cwd=cwd, **extra)
         finally:
-            os.close(nonce_r)
-            os.close(verdict_w)
+            for fd in fds:
+                os.close(fd)
         try:
-            threading.Thread(target=_feed, args=(proc.stdin, source), daemon=True).start()
+            threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
             out, verdict, status = _collect(proc, verdict_r, timeout)
         finally:
             _kill_group(proc)
@@ -184,17 +241,15 @@ def run_python(source: str, timeout: float = 10.0, memory_mb: int = 1024, cpu_s:
     if status is None:
         status = "ok" if rc == 0 else "error"
     text = out.decode("utf-8", errors="replace")
-    isolation = ""
-    for line in text.splitlines()[:3]:
-        if line.startswith("__ttc_isolation__="):
-            isolation = line.split("=", 1)[1].strip()
-    completed = status == "ok" and secrets.compare_digest(verdict, nonce)
+    said, _, returned = verdict.partition(b"\n")  # the launcher's own line, then the nonce: not the program's
+    isolation = said.decode(errors="replace").removeprefix("isolation=") if said.startswith(b"isolation=") else ""
+    completed = status == "ok" and secrets.compare_digest(returned, nonce)
     return SandboxResult(status, rc, text[-4096:], isolation, completed)
 
 
-def _feed(pipe, source: str) -> None:
+def _feed(pipe, data: bytes) -> None:
     try:
-        pipe.write(source.encode("utf-8", errors="surrogatepass"))
+        pipe.write(data)
         pipe.close()
     except (BrokenPipeError, OSError, ValueError):
         pass
@@ -226,11 +281,11 @@ def _collect(proc: subprocess.Popen, verdict_fd: int, timeout: float) -> tuple[b
                 sel.unregister(key.fileobj)
                 continue
             key.data.extend(chunk)
-            if len(out) > OUTPUT_LIMIT or len(verdict) > 64:
+            if len(out) > OUTPUT_LIMIT or len(verdict) > 128:
                 status = "error"
                 out += b"\n[ttc sandbox: output limit exceeded, program killed]\n"
                 sel.close()
-                return bytes(out), b"", status
+                return bytes(out), bytes(verdict), status  # not a pass: the status is "error"
     sel.close()
     if status is None:
         proc.wait()

@@ -99,3 +99,17 @@ def test_fit_cli_measured_reading_and_unknown_tokens(family_run, capsys):
     out = capsys.readouterr().out
     assert "measured family curve on custom:number" in out and "FLOPs-matched" in out
     assert "published-score reading" not in out
+
+
+def test_pretrain_tokens_of_later_stages_and_untrained_checkpoints():
+    # OLMo 2 stage-2 revisions name the tokens of stage 2 only; stage 1 ended at step 928,646 of 1,024 x 4,096
+    d, where = pretrain_tokens("allenai/OLMo-2-1124-7B@stage2-ingredient1-step11931-tokens50B")
+    assert d == 928646 * 1024 * 4096 + 50e9 and "before stage2" in where
+    assert pretrain_tokens("allenai/OLMo-2-1124-7B@stage1-step928646-tokens3896B")[0] == 3896e9
+    assert pretrain_tokens("allenai/OLMo-2-1124-13B@stage2-ingredient3-step11931-tokens100B")[0] == \
+        596057 * 2048 * 4096 + 100e9
+    with pytest.raises(TTCError, match="tokens of its own training stage .stage2. only"):
+        pretrain_tokens("allenai/OLMo-2-0325-32B@stage2-ingredient1-step100-tokens1B")  # not checked: refused
+    for untrained in ("EleutherAI/pythia-160m@step0", "allenai/OLMo-1B-hf@step0-tokens0B"):
+        with pytest.raises(TTCError, match="has seen 0 pretraining tokens"):
+            pretrain_tokens(untrained)

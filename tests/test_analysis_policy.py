@@ -170,3 +170,22 @@ def test_config_matrix_keeps_problems_every_configuration_scored():
                              extra=[{}, {}], decode_flops=1.0, prefill_flops=1.0))
     d = difficulty_scores(recs, ["1"])
     assert d.loc["1", "oracle"] == 0.5 and np.isnan(d.loc["1", "predicted"])
+
+
+def test_too_few_problems_per_bin_and_half_is_said():
+    from ttc.analysis.policy import MIN_PER_BIN, min_problems
+
+    assert MIN_PER_BIN == 10 and min_problems(5) == 100 and min_problems(2) == 40 and min_problems(1) == 20
+    cfg, easy = two_level_configs(n=8)
+    r = compute_optimal_policy(cfg, {"oracle": easy}, n_bins=2, n_boot=0)
+    assert len(r.notes) == 1 and "8 problems" in r.notes[0] and "40 problems for 2 bins" in r.notes[0]
+    cfg, easy = two_level_configs(n=40)
+    assert compute_optimal_policy(cfg, {"oracle": easy}, n_bins=2, n_boot=0).notes == ()
+
+
+def test_fit_cli_policy_warns_below_the_minimum(policy_run, capsys, tmp_path):
+    from ttc.cli.analysis import fit_main
+
+    assert fit_main([str(policy_run), "--policy", "--bins", "3", "--n-boot", "0", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("warning: 24 problems give about 4 per difficulty bin") and "(60 problems" in out[1]

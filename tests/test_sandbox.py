@@ -5,7 +5,7 @@ import time
 import pytest
 
 from tasks import get_task
-from tasks.humaneval import assemble, code_answer
+from tasks.humaneval import code_answer, judge_program, solution_program
 from tasks.sandbox import run_python, run_tests, sandbox_mode
 
 HE = get_task("humaneval")
@@ -88,9 +88,12 @@ def test_code_answer(text, flexible, strict):
     assert code_answer(text) == (flexible, strict)
 
 
-def test_assemble_indents_a_bare_body():
-    prog = assemble("def f(x):\n    \"\"\"doc\"\"\"\n", "return x + 1", "def check(c):\n    assert c(1) == 2", "f")
-    assert "    return x + 1" in prog and prog.rstrip().endswith("check(f)")
+def test_solution_indents_a_bare_body_and_the_judge_gets_the_prompt():
+    prompt = "def helper():\n    return 1\n\ndef f(x):\n    \"\"\"doc\"\"\"\n"
+    prog = solution_program(prompt, "return x + 1", "f")
+    assert "    return x + 1" in prog and "check" not in prog
+    tests = judge_program(prompt, "def check(c):\n    assert c(1) == 2")
+    assert tests.startswith(prompt) and tests.rstrip().endswith("assert c(1) == 2")
 
 
 def test_timeout_kills_the_program_and_its_children():
@@ -150,3 +153,69 @@ def test_run_header_says_how_code_is_isolated():
 
     assert build_header(RunConfig(sweep=SweepConfig(tasks=("humaneval",))))["sandbox"] == sandbox_mode()
     assert "sandbox" not in build_header(RunConfig())  # no task of the run executes code
+
+
+def _run_bpf(program: bytes, nr: int, arch: int, args=(0, 0, 0, 0, 0, 0)) -> int:
+    """A classic-BPF interpreter for the few instructions the seccomp filter uses."""
+    import struct
+
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *args)
+    ins = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = ins[pc]
+        if code == 0x20:
+            acc = struct.unpack_from("<I", data, k)[0]
+        elif code in (0x15, 0x35):
+            pc += jt if (acc == k if code == 0x15 else acc >= k) else jf
+        elif code == 0x06:
+            return k
+        else:
+            raise AssertionError(f"unexpected instruction {code:#x}")
+        pc += 1
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_program_decisions(machine):
+    from tasks.sandbox_seccomp import AUDIT_ARCH, RET_ALLOW, RET_EPERM, SYSCALLS, seccomp_program
+
+    prog, arch, nr = seccomp_program(machine), AUDIT_ARCH[machine], SYSCALLS[machine]
+    assert len(prog) % 8 == 0
+    for name in ("memfd_create", "memfd_secret", "shmget", "msgget", "semget", "mq_open", "io_uring_setup"):
+        assert _run_bpf(prog, nr[name], arch) == RET_EPERM, name
+    read = {"x86_64": 0, "aarch64": 63}[machine]
+    assert _run_bpf(prog, read, arch) == RET_ALLOW
+    assert _run_bpf(prog, read, 0x40000003) == RET_EPERM  # another ABI (i386) is refused whole
+    for call in ("socket", "socketpair"):
+        assert _run_bpf(prog, nr[call], arch, (1, 1, 0, 0, 0, 0)) == RET_ALLOW  # AF_UNIX
+        assert _run_bpf(prog, nr[call], arch, (2, 1, 0, 0, 0, 0)) == RET_EPERM  # AF_INET
+        assert _run_bpf(prog, nr[call], arch, (10 | 1 << 32, 1, 0, 0, 0, 0)) == RET_EPERM  # AF_INET6
+    assert _run_bpf(prog, nr["setsockopt"], arch, (3, 1, 7, 0, 4, 0)) == RET_EPERM  # SO_SNDBUF
+    assert _run_bpf(prog, nr["setsockopt"], arch, (3, 1, 2, 0, 4, 0)) == RET_ALLOW  # SO_REUSEADDR
+    assert _run_bpf(prog, nr["setsockopt"], arch, (3, 6, 7, 0, 4, 0)) == RET_ALLOW  # IPPROTO_TCP, option 7
+    assert _run_bpf(prog, nr["fcntl"], arch, (3, 1031, 1 << 20, 0, 0, 0)) == RET_EPERM  # F_SETPIPE_SZ
+    assert _run_bpf(prog, nr["fcntl"], arch, (3, 1032, 0, 0, 0, 0)) == RET_ALLOW  # F_GETPIPE_SZ
+    if machine == "x86_64":
+        assert _run_bpf(prog, 0x40000000 | read, arch) == RET_EPERM  # the x32 ABI
+    assert seccomp_program("riscv64") is None
+
+
+def test_judged_values_cross_with_their_exact_types():
+    from tasks.sandbox import run_judged
+
+    solution = ("def f(x):\n"
+                "    return [x, (1, 2.5, -0.0), {'a': {1, 2}, (3,): frozenset([4])}, None, True, 10 ** 5000,\n"
+                "            float('inf'), 1 + 2j, b'\\x00\\xff', 'caf\\u00e9']\n")
+    tests = ("import math\n"
+             "def check(candidate):\n"
+             "    r = candidate([1, 'x'])\n"
+             "    assert r[0] == [1, 'x'] and type(r[1]) is tuple and math.copysign(1, r[1][2]) == -1\n"
+             "    assert r[2] == {'a': {1, 2}, (3,): frozenset([4])} and type(r[2][(3,)]) is frozenset\n"
+             "    assert r[3] is None and r[4] is True and r[5] == 10 ** 5000 and r[6] == math.inf\n"
+             "    assert r[7] == 1 + 2j and r[8] == b'\\x00\\xff' and r[9] == 'caf\\u00e9'\n"
+             "    try:\n        candidate()\n    except TypeError:\n        pass\n"
+             "    else:\n        raise AssertionError('a call with the wrong arguments did not raise')\n")
+    passed, result = run_judged(solution, tests, "f")
+    assert passed, result.output
+    assert not run_judged(solution, tests.replace("r[4] is True", "r[4] is False"), "f")[0]
+    assert not run_judged("def f(x):\n    return object()\n", "def check(c):\n    c(1)\n", "f")[0]

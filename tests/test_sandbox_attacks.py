@@ -230,3 +230,184 @@ def test_passing_program_passes_and_is_fast():
     assert passed and result.isolation == "bwrap"
     assert time.monotonic() - start < 5
 
+
+
+# Memory the kernel holds outside RLIMIT_AS. Each attack stops at HOLD_CAP MiB so that it cannot take the
+# machine down when the sandbox fails to bound it (before the seccomp filter, memfd alone held 2 GiB and
+# more under a 1 GiB address-space limit).
+HOLD_CAP = 512
+MEMORY_ATTACKS = {
+    "memfd": f"""
+import os
+held = 0
+try:
+    while held < {HOLD_CAP}:
+        fd = os.memfd_create('x'); os.posix_fallocate(fd, 0, 63 << 20); held += 63
+except OSError as e:
+    print('refused', e.errno)
+print('held', held)
+""",
+    "sysv_shm": f"""
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True); libc.shmat.restype = ctypes.c_void_p
+held = 0
+while held < {HOLD_CAP}:
+    sid = libc.shmget(0, 64 << 20, 0o1600)
+    if sid < 0:
+        print('refused', ctypes.get_errno()); break
+    p = libc.shmat(sid, None, 0); ctypes.memset(p, 1, 64 << 20); libc.shmdt(ctypes.c_void_p(p)); held += 64
+print('held', held)
+""",
+    "sysv_msg_sem_mq": """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+for call in (lambda: libc.msgget(0, 0o1600), lambda: libc.semget(0, 32000, 0o1600),
+             lambda: libc.mq_open(b'/q', 0o100 | 2, 0o600, None)):
+    if call() < 0:
+        print('refused', ctypes.get_errno())
+print('held', 0)
+""",
+    "io_uring": """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)
+if libc.syscall(425, 4096, params) < 0:
+    print('refused', ctypes.get_errno())
+print('held', 0)
+""",
+    "tcp_loopback": f"""
+import socket
+held = 0; keep = []
+try:
+    srv = socket.create_server(('127.0.0.1', 0)); port = srv.getsockname()[1]
+    while held < ({HOLD_CAP} << 20):
+        a = socket.create_connection(('127.0.0.1', port)); b, _ = srv.accept(); keep += [a, b]
+        for s in (a, b):
+            s.setblocking(False)
+            try:
+                while True:
+                    held += s.send(b'x' * 65536)
+            except BlockingIOError:
+                pass
+except OSError as e:
+    print('refused', e.errno)
+print('held', held >> 20)
+""",
+}
+
+
+@pytest.mark.parametrize("attack", sorted(MEMORY_ATTACKS))
+def test_memory_outside_the_address_space_is_refused(attack):
+    result = run_python(MEMORY_ATTACKS[attack], timeout=30, memory_mb=256)
+    held = int(result.output.split("held", 1)[1].split()[0])
+    assert held == 0 and "refused 1" in result.output, result.output  # EPERM from the seccomp filter
+
+
+def test_kernel_buffers_are_bounded_by_open_files():
+    # every process fills socket and pipe buffers with as many files as it may open, trying to grow each
+    # buffer; 4 processes x 64 files x (208 KiB socket buffer + overhead) stays far under 4 x 64 x 0.5 MiB
+    source = f"""
+import os, socket, fcntl, time
+def fill():
+    held = 0; keep = []
+    try:
+        while held < ({HOLD_CAP} << 20):
+            a, b = socket.socketpair(); keep += [a, b]
+            for s in (a, b):
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 30)
+                except OSError:
+                    pass
+                s.setblocking(False)
+                try:
+                    while True:
+                        held += s.send(b'x' * 65536)
+                except BlockingIOError:
+                    pass
+            r, w = os.pipe(); keep += [r, w]
+            try:
+                fcntl.fcntl(w, 1031, 1 << 20)
+            except OSError:
+                pass
+            os.set_blocking(w, False)
+            try:
+                while True:
+                    held += os.write(w, b'x' * 65536)
+            except BlockingIOError:
+                pass
+    except OSError:
+        pass
+    return held, len(keep)
+r, w = os.pipe()
+for _ in range(3):
+    if os.fork() == 0:
+        os.close(r); held, n = fill(); os.write(w, f'{{held}}\\n'.encode()); time.sleep(3); os._exit(0)
+os.close(w)
+held, n = fill()
+got = b''
+while got.count(b'\\n') < 3:
+    chunk = os.read(r, 100)
+    if not chunk:
+        break
+    got += chunk
+total = held + sum(map(int, got.split()))
+print('files', n, 'held', total >> 20, 'processes', 1 + got.count(b'\\n'))
+"""
+    result = run_python(source, timeout=30, memory_mb=256, max_procs=6)  # with the launcher and bwrap's init
+    held = int(result.output.split("held", 1)[1].split()[0])
+    assert "processes 4" in result.output and held <= 4 * 64 // 2, result.output
+
+
+def test_open_files_are_limited():
+    result = run_python("import resource\nprint('nofile', *resource.getrlimit(resource.RLIMIT_NOFILE))")
+    assert "nofile 64 64" in result.output, result.output
+
+
+def test_isolation_is_reported_by_the_launcher_not_the_program():
+    result = run_python("print('__ttc_isolation__=none-FORGED')\nprint('isolation=none-FORGED')")
+    assert result.isolation == "bwrap" and result.completed, result
+
+
+# A HumanEval completion that attacks its own grading: each must fail (the function it defines is wrong or
+# it never reaches the tests). HumanEval/0 asks for has_close_elements.
+FORGED_SOLUTIONS = {
+    # the launcher's completion message written to every descriptor, then an exit 0 before the tests
+    "done_message": ("import os\n"
+                     "for fd in range(3, 64):\n"
+                     "    try: os.write(fd, b'program reached its end\\n')\n"
+                     "    except OSError: pass\n"
+                     "os._exit(0)\n"),
+    # an object equal to everything
+    "always_equal": ("class Anything:\n    def __eq__(self, other): return True\n    def __ne__(self, other): return False\n"
+                     "    def __bool__(self): return True\n"
+                     "def has_close_elements(numbers, threshold):\n    return Anything()\n"),
+    # a bool subclass that equals everything
+    "equal_subclass": ("class T(int):\n    def __eq__(self, other): return True\n    __hash__ = int.__hash__\n"
+                       "def has_close_elements(numbers, threshold):\n    return T(1)\n"),
+    # patched builtins and assert machinery: only this process's
+    "patched_builtins": ("import builtins\nbuiltins.AssertionError = type('Nope', (BaseException,), {})\n"
+                         "builtins.abs = lambda x: 0\nbuiltins.len = lambda x: 0\n"
+                         "def has_close_elements(numbers, threshold):\n    return True\n"),
+    # forged replies: every descriptor gets a well-framed 'result True' before any call
+    "forged_replies": ("import os, struct, json\n"
+                       "msg = json.dumps(['R', ['B', True]]).encode(); frame = struct.pack('<I', len(msg)) + msg\n"
+                       "for fd in range(3, 64):\n"
+                       "    try: os.write(fd, frame * 20)\n"
+                       "    except OSError: pass\n"
+                       "def has_close_elements(numbers, threshold):\n    return True\n"),
+    # the judge killed or stopped
+    "kill_judge": ("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
+                   "def has_close_elements(numbers, threshold):\n    return True\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGED_SOLUTIONS))
+def test_forged_humaneval_pass_is_refused(name):
+    from tasks import get_task
+
+    he = get_task("humaneval")
+    problem = he.load(1, 0)[0]
+    assert not he.grade(FORGED_SOLUTIONS[name], problem)
+    right = ("def has_close_elements(numbers, threshold):\n"
+             "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n")
+    assert he.grade(right, problem)  # the same grading passes the right function

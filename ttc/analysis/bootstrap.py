@@ -5,6 +5,16 @@ Input is ``ttc.metrics.summary.per_problem`` output restricted to one (task, mod
 each bootstrap replicate draws problems with replacement, recomputes those means, and refits. A replicate
 whose fit raises ``FitError`` (say, every drawn problem scored 0) is counted, not hidden; if more than
 ``max_failed`` of them fail the whole fit raises, because the CI would describe only the lucky draws.
+
+``reliability`` flags what a CI cannot support, and ``RELIABILITY_NOTE`` says why in one line:
+
+* ``wide``: the CI's ends differ by more than ``WIDE_FACTOR`` (100x): the data do not fix the parameter's
+  order of magnitude (a power law's ``a``, its value at 1 FLOP, ten decades left of the data, is the usual
+  case: read the fitted curve and its band, not that number);
+* ``sign``: the CI holds both signs: not even the direction of the effect is known;
+* ``boot``: more than ``MAX_FAILED_SHARE`` (5%) of the replicates could not be fitted. The CI comes from the
+  replicates that could; if the failed ones all lay beyond one end, the stated 95% interval covers at
+  least 0.95 x (1 - failed share) of the resampling distribution, under 90% past 5.3% failed.
 """
 
 from __future__ import annotations
@@ -13,6 +23,13 @@ import numpy as np
 import pandas as pd
 
 from ttc.analysis.fits import FITTERS, FitError, FitResult
+
+WIDE_FACTOR = 100.0
+MAX_FAILED_SHARE = 0.05
+RELIABILITY_NOTE = (f"flag: wide = the 95% CI's ends differ by more than {WIDE_FACTOR:.0f}x (the data do not fix the "
+                    f"parameter's order of magnitude); sign = the CI holds both signs; boot = more than "
+                    f"{MAX_FAILED_SHARE:.0%} of bootstrap replicates could not be fitted (the CI comes from those "
+                    f"that could and may cover under 90%)")
 
 
 def problem_matrix(pp: pd.DataFrame, x: str = "flops") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,6 +86,21 @@ def fit_with_ci(values: np.ndarray, xs: np.ndarray, form: str, n_boot: int = 200
     ci = {k: (float(np.quantile(v, a)), float(np.quantile(v, 1 - a))) for k, v in draws.items()}
     draws_arr = np.array([draws[k] for k in point.free]).T
     return point.with_ci(ci, n_boot - failed, failed, draws_arr)
+
+
+def reliability(lo: float, hi: float, n_ok: int, n_failed: int) -> str:
+    """Flags of one parameter's CI (``"wide"``, ``"sign"``, ``"boot"``, comma-joined; ``""`` when none), see
+    the module docstring. ``n_ok`` and ``n_failed`` are the replicates that were and were not fitted."""
+    flags = []
+    if np.isfinite(lo) and np.isfinite(hi):
+        if lo < 0 < hi:
+            flags.append("sign")
+        elif lo != 0 and hi != 0 and max(abs(lo), abs(hi)) > WIDE_FACTOR * min(abs(lo), abs(hi)):
+            flags.append("wide")
+    total = n_ok + n_failed
+    if total and n_failed > MAX_FAILED_SHARE * total:
+        flags.append("boot")
+    return ",".join(flags)
 
 
 def fit_curve(pp: pd.DataFrame, form: str, x: str = "flops", **kw) -> FitResult:

@@ -30,8 +30,10 @@ from ttc.analysis.fits import FitError, fit_sigmoid
 from ttc.analysis.reference import FamilyCurve, pretraining_flops
 from ttc.errors import TTCError
 
-FAMILY_COLUMNS = ["family", "model", "params", "tokens", "tokens_per_step", "revision_tokens", "source", "note"]
+FAMILY_COLUMNS = ["family", "model", "params", "tokens", "tokens_per_step", "revision_tokens", "stage_tokens",
+                  "source", "note"]
 STEP = re.compile(r"^step(\d+)$")
+STAGE = re.compile(r"^(stage\d+)-", re.IGNORECASE)
 
 
 def load_families(path=None) -> pd.DataFrame:
@@ -48,7 +50,7 @@ def load_families(path=None) -> pd.DataFrame:
         raise TTCError(f"family table lacks columns {sorted(missing)}")
     if df["source"].isna().any() or (df["source"].astype(str).str.strip() == "").any():
         raise TTCError("every family table row needs a source")
-    for c in ("tokens_per_step", "revision_tokens", "note"):
+    for c in ("tokens_per_step", "revision_tokens", "stage_tokens", "note"):
         if c not in df.columns:
             df[c] = np.nan
     return df
@@ -98,16 +100,50 @@ def pretrain_tokens(model: str, identity: dict | None = None, families: pd.DataF
     if row is None:
         raise TTCError(f"pretraining tokens of {model} are unknown: {how}")
     if rev is None or rev == "main":
-        return float(row["tokens"]), str(row["source"])
+        return _positive(float(row["tokens"]), model, rev, how), str(row["source"])
     m = STEP.match(rev)
     if m and pd.notna(row["tokens_per_step"]):
-        return int(m.group(1)) * float(row["tokens_per_step"]), f"{row['source']} (step x tokens per step)"
+        d = int(m.group(1)) * float(row["tokens_per_step"])
+        return _positive(d, model, rev, how), f"{row['source']} (step x tokens per step)"
     if pd.notna(row["revision_tokens"]):
         t = re.search(str(row["revision_tokens"]), rev)
         if t:
-            return float(t.group(1)) * 1e9, f"{row['source']} (tokens named in the revision)"
+            named = float(t.group(1)) * 1e9
+            before, stage = _stage_offset(row, rev)
+            if before is None:
+                raise TTCError(f"pretraining tokens of {model} are unknown: revision {rev} names the tokens of "
+                               f"its own training stage ({stage}) only, and the family table gives no tokens seen "
+                               f"before {stage} for {row['model']}; {how}")
+            where = "tokens named in the revision" + (f" + {before:.6g} before {stage}" if before else "")
+            return _positive(before + named, model, rev, how), f"{row['source']} ({where})"
     raise TTCError(f"pretraining tokens of {model} (revision {rev}) are unknown: the family table gives no "
                    f"tokens per step for {row['model']}; {how}")
+
+
+def _stage_offset(row, rev: str) -> tuple[float | None, str]:
+    """Tokens seen before the training stage a revision belongs to: 0 for none or ``stage1``, the table's
+    ``stage_tokens`` entry (``stage2=3895023632384;...``) for a later stage, None when it is not given.
+    OLMo 2's stage-2 revisions (``stage2-ingredient1-step11931-tokens50B``) count the 50B of stage 2 only,
+    after the 3.9T of stage 1."""
+    m = STAGE.match(rev)
+    if m is None or m.group(1).lower() == "stage1":
+        return 0.0, ""
+    stage = m.group(1).lower()
+    table = str(row["stage_tokens"]) if pd.notna(row.get("stage_tokens")) else ""
+    for item in filter(None, table.split(";")):
+        name, _, value = item.partition("=")
+        if name.strip().lower() == stage:
+            return float(value), stage
+    return None, stage
+
+
+def _positive(d: float, model: str, rev: str | None, how: str) -> float:
+    """D must be positive: 6ND is read on a log scale, and a checkpoint at step 0 has seen nothing."""
+    if not (np.isfinite(d) and d > 0):
+        at = f" at revision {rev}" if rev else ""
+        raise TTCError(f"{model}{at} has seen {d:.6g} pretraining tokens: an untrained checkpoint has no place on a "
+                       f"curve of log 6ND; leave it out of the family, or {how}")
+    return d
 
 
 def member_values(pp: pd.DataFrame, models: list[str], metric: str, sampler: str) -> tuple[np.ndarray, dict]:

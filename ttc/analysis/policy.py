@@ -24,6 +24,15 @@ strategies (``DEPLOYABLE``: maj@k, best@k, wmaj@k, acc); pass@k is an oracle and
   strategy's at the largest budget (always defined). CIs are percentiles over bootstrap replicates that
   resample problems and redo the split, the fit and the scoring; the ratio's CI is given when at least half
   the replicates reach the target (``reached_share``).
+* **How many problems** (``min_problems``): two-fold cross-fitting fits each bin's choice on one half, so a
+  choice rests on about ``n / (2 x bins)`` problems. Below one problem per bin and half the method is not
+  defined (an error). Below ``MIN_PER_BIN`` (10) it is defined but says little, and the result carries a
+  note: the difference between two configurations' accuracies on m problems has a standard error of
+  sqrt(0.5 / m) for two uncorrelated configurations at accuracy 0.5 (at most 1 / sqrt(m)), 0.22 at m = 10
+  and 0.35 at m = 4, as large as the differences between strategies that a difficulty bin can exploit; the
+  choice is then mostly the configuration that was lucky on its half (the winner's curse), and the ratio is
+  often nan (never reached). The minimum is ``2 x bins x 10`` problems: 100 at the default 5 bins, 20
+  without bins.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from ttc.analysis.exchange import k_to_reach
 from ttc.errors import TTCError
 
 DEPLOYABLE = ("maj@k", "best@k", "wmaj@k", "acc")
+MIN_PER_BIN = 10  # problems per bin in each half below which a bin's choice is mostly noise (module docstring)
 REPEATED = ("sample", "best_of_n")  # samplers whose records are i.i.d. samples of the problem
 
 
@@ -237,6 +247,22 @@ def _ratios(curves: dict, strategies: list[str]) -> dict:
     return out
 
 
+def min_problems(n_bins: int) -> int:
+    """Problems a policy with ``n_bins`` difficulty bins needs: two halves x bins x ``MIN_PER_BIN``."""
+    return 2 * max(int(n_bins), 1) * MIN_PER_BIN
+
+
+def size_notes(n: int, n_bins: int) -> tuple[str, ...]:
+    """What a policy fitted on ``n`` problems cannot support (empty when ``n`` reaches ``min_problems``)."""
+    if n >= min_problems(n_bins):
+        return ()
+    per_bin = n / (2 * max(n_bins, 1))
+    return (f"{n} problems give about {per_bin:.3g} per difficulty bin in each cross-fitting half; a policy needs at "
+            f"least {MIN_PER_BIN} per bin and half ({min_problems(n_bins)} problems for {n_bins} bins), else each "
+            f"bin's choice is mostly the configuration that was lucky on its half: read these ratios as noise "
+            f"(use more problems or fewer --bins)",)
+
+
 @dataclass(frozen=True)
 class PolicyResult:
     curves: pd.DataFrame     # curve, budget_flops, accuracy, flops, ci_low, ci_high
@@ -244,6 +270,7 @@ class PolicyResult:
     choices: pd.DataFrame    # fitted on all problems: bin x budget -> configuration (for display)
     n_problems: int
     n_bins: int
+    notes: tuple[str, ...] = ()  # what the result cannot support (too few problems for its bins)
 
 
 def compute_optimal_policy(cfg: Configs, scores: dict[str, np.ndarray], n_bins: int = 5, n_grid: int = 40,
@@ -252,7 +279,8 @@ def compute_optimal_policy(cfg: Configs, scores: dict[str, np.ndarray], n_bins: 
     every single strategy, with bootstrap CIs over problems (see the module docstring)."""
     n = cfg.values.shape[0]
     if n < 2 * n_bins:
-        raise TTCError(f"{n} problems cannot fill {n_bins} bins in each of two halves; use fewer bins")
+        raise TTCError(f"{n} problems cannot fill {n_bins} bins in each of two halves (a policy needs at least "
+                       f"{min_problems(n_bins)}); use fewer bins or more problems")
     for name, s in scores.items():
         if not np.all(np.isfinite(s)):
             raise TTCError(f"difficulty score {name!r} is missing for some problems")
@@ -299,7 +327,7 @@ def compute_optimal_policy(cfg: Configs, scores: dict[str, np.ndarray], n_bins: 
                         reached_share=float(reached.mean()) if n_boot else np.nan,
                         gain_low=g_ci[0], gain_high=g_ci[1]))
     return PolicyResult(pd.DataFrame(rows), pd.DataFrame(rat), _choice_table(cfg, scores, n_bins, grid),
-                        n, n_bins)
+                        n, n_bins, size_notes(n, n_bins))
 
 
 def _choice_table(cfg: Configs, scores: dict, n_bins: int, grid) -> pd.DataFrame:
@@ -367,4 +395,4 @@ def policy_from_runs(run_dirs, n_bins: int = 5, n_boot: int = 200, seed: int = 0
 
 
 __all__ = ["Configs", "PolicyResult", "config_matrix", "difficulty_scores", "quantile_bins", "cross_fit",
-           "compute_optimal_policy", "policy_from_runs", "reach_flops", "DEPLOYABLE"]
+           "compute_optimal_policy", "policy_from_runs", "reach_flops", "min_problems", "DEPLOYABLE", "MIN_PER_BIN"]

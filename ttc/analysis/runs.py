@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttc.analysis.bootstrap import fit_with_ci, problem_matrix
+from ttc.analysis.bootstrap import fit_with_ci, problem_matrix, reliability
 from ttc.analysis.chinchilla import BESIROGLU_2024
 from ttc.analysis.exchange import anchored_compute, anchored_params, breakeven_ratio, flops_matched_table
 from ttc.analysis.fits import FitError, FitResult
@@ -75,7 +75,8 @@ def fit_run_curves(pp: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> tuple[
     """Fit every applicable form to every curve of a run's per-problem values.
 
     Returns ``{(task, model, sampler, metric, form): FitResult}`` and a parameter table; a fit the data
-    cannot support appears in the table with its reason in ``error`` instead of numbers."""
+    cannot support appears in the table with its reason in ``error`` instead of numbers, and a parameter
+    whose CI cannot be relied on carries ``flag`` (``ttc.analysis.bootstrap.reliability``)."""
     fits: dict = {}
     rows = []
     for key, g in pp.groupby(CURVE_KEYS, sort=True):
@@ -89,7 +90,8 @@ def fit_run_curves(pp: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> tuple[
                 continue
             fits[(*key, form)] = r
             for pr in r.to_rows():
-                rows.append(dict(ident, **pr, n_boot=r.n_boot, n_boot_failed=r.n_boot_failed, error=""))
+                flag = "" if pr["fixed"] else reliability(pr["ci_low"], pr["ci_high"], r.n_boot, r.n_boot_failed)
+                rows.append(dict(ident, **pr, n_boot=r.n_boot, n_boot_failed=r.n_boot_failed, flag=flag, error=""))
     return fits, pd.DataFrame(rows)
 
 

@@ -27,6 +27,28 @@ def _fmt(df: pd.DataFrame, cols: list[str]) -> str:
     return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
+def _curve_columns(table: pd.DataFrame, cols: list[str] = ()) -> list[str]:
+    """``cols`` after the columns that tell a run's curves apart (task, model, sampler where the table holds
+    several of them), so that no two rows of a printed table look alike."""
+    who = [c for c in ("task", "model", "sampler") if c in table.columns and table[c].nunique() > 1]
+    return [c for c in who if c not in cols] + list(cols)
+
+
+def _print_fit_table(table: pd.DataFrame) -> None:
+    """The fitted parameters of a run, one row per parameter, unreliable CIs flagged and explained."""
+    from ttc.analysis.bootstrap import RELIABILITY_NOTE
+
+    ok = table[table["error"] == ""] if "error" in table.columns else table
+    who = _curve_columns(table)
+    print("fitted parameters (95% CI from resampling problems):")
+    print(_fmt(ok, who + ["metric", "form", "x", "param", "value", "ci_low", "ci_high", "fixed", "n", "dof", "r2",
+                          "rmse", "n_boot_failed", "flag"]))
+    if "flag" in ok.columns and (ok["flag"].fillna("") != "").any():
+        print(RELIABILITY_NOTE)
+    for _, e in table[table["error"] != ""].iterrows():
+        print(f"  not fitted: {' '.join(str(e[c]) for c in who + ['metric', 'form'])}: {e['error']}")
+
+
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -50,6 +72,8 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def _analyze_all(args) -> list[RunAnalysis]:
+    if args.tokens is not None and not (np.isfinite(args.tokens) and args.tokens > 0):
+        raise TTCError(f"--tokens must be a positive number of pretraining tokens (e.g. 2e12), got {args.tokens:g}")
     return [analyze_run(r, args.metric, args.n_boot, args.seed, args.family, args.benchmark, args.setting,
                         args.tokens) for r in args.runs]
 
@@ -83,6 +107,8 @@ def policy_main(args) -> int:
     print(f"compute-optimal policy: {r.n_problems} problems, {len(cfg.table)} configurations of "
           f"{len(cfg.strategies)} strategies, {r.n_bins} quantile bins, two-fold cross-fitting, "
           f"{args.n_boot} bootstrap replicates (problems resampled)")
+    for note in r.notes:
+        print(f"warning: {note}")
     if "predicted" in diff:
         rho = diff[["oracle", "predicted"]].corr(method="spearman").iloc[0, 1]
         print(f"predicted difficulty: mean self log-prob of the first {args.first} samples; Spearman with "
@@ -110,6 +136,7 @@ def policy_main(args) -> int:
 
 def measured_main(args) -> bool:
     """Print the measured family reading if the runs make a family (see ``--reading``); True if printed."""
+    from ttc.analysis.bootstrap import RELIABILITY_NOTE, reliability
     from ttc.analysis.family import family_members, load_families, measured_family, parse_pretrain_tokens
 
     pps, headers = [], {}
@@ -131,11 +158,15 @@ def measured_main(args) -> bool:
         f = curve.fit
         print(f"== measured family curve on {task} ({curve.setting}; like with like: the runs' own task, "
               f"prompt and grader)")
+        flags = {k: reliability(*f.ci.get(k, (np.nan, np.nan)), f.n_boot, f.n_boot_failed) for k in f.free}
         print("accuracy = sigmoid(log10 6ND), floor 0 and ceiling 1 fixed: "
               + ", ".join(f"{k}={f.params[k]:.4g} [{f.ci.get(k, (np.nan,))[0]:.4g}, "
-                          f"{f.ci.get(k, (np.nan, np.nan))[1]:.4g}]" for k in f.free)
+                          f"{f.ci.get(k, (np.nan, np.nan))[1]:.4g}]" + (f" ({flags[k]})" if flags[k] else "")
+                          for k in f.free)
               + f"; {f.n} members, R^2={f.r2:.3f}; tokens ~ N^{curve.tokens_slope:.3f}; CIs resample problems "
                 f"jointly across members ({f.n_boot} replicates, {f.n_boot_failed} failed)")
+        if any(flags.values()):
+            print(RELIABILITY_NOTE)
         print(_fmt(curve.rows, ["model", "params", "tokens", "compute", "accuracy", "source"]))
         print(f"\nexchange rate ({args.metric}) on the measured curve (C_eff anchored at each member's own k=1; "
               f"C_eff_raw read off the curve as fitted):")
@@ -164,12 +195,7 @@ def fit_main(argv: list[str] | None = None, prog: str = "ttc fit") -> int:
         analyses = _analyze_all(args)
         for a in analyses:
             print(f"== {a.run_dir.name}")
-            ok = a.fit_table[a.fit_table["error"] == ""]
-            print("fitted parameters (95% CI from resampling problems):")
-            print(_fmt(ok, ["metric", "form", "x", "param", "value", "ci_low", "ci_high", "fixed", "n", "dof",
-                            "r2", "rmse", "n_boot_failed"]))
-            for _, e in a.fit_table[a.fit_table["error"] != ""].iterrows():
-                print(f"  not fitted: {e['metric']} {e['form']}: {e['error']}")
+            _print_fit_table(a.fit_table)
             if measured:  # the published reading is the fallback; the measured one is printed above
                 print()
                 continue
@@ -183,9 +209,9 @@ def fit_main(argv: list[str] | None = None, prog: str = "ttc fit") -> int:
                 print(_fmt(c.rows, ["model", "params", "tokens", "compute", "score", "source"]))
             if not a.exchange.empty:
                 print(f"\nexchange rate ({args.metric}; anchored at k=1, see docs/analysis.md):")
-                print(_fmt(a.exchange, ["model", "budget", "accuracy", "inference_flops", "C_eff", "multiplier",
+                print(_fmt(a.exchange, _curve_columns(a.exchange, ["model", "budget", "accuracy", "inference_flops", "C_eff", "multiplier",
                                         "N_eff", "density", "density_low", "density_high", "C_eff_raw",
-                                        "density_raw", "extrapolated"]))
+                                        "density_raw", "extrapolated"])))
             if not a.matched.empty:
                 print("\nFLOPs-matched comparison (Snell et al. 2024), measured budgets only:")
                 print(a.matched.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -249,14 +249,25 @@ def test_backend_error_on_a_worker_is_the_local_error(tmp_path, cluster):
 
 
 @pytest.mark.slow
-def test_embedded_model_on_two_cpu_workers(tmp_path, cluster):
-    code = main(["--model", "smollm2-135m", "--limit", "4", "--budget", "1,2", "--max-tokens", "24",
-                 "--ray", "--replicas", "2", "--out", str(tmp_path), "--no-progress"])
-    assert code == 0
-    (run,) = tmp_path.iterdir()
+def test_embedded_model_on_two_cpu_workers_in_bfloat16_equals_a_local_run_at_concurrency_1(tmp_path, cluster):
+    """In bfloat16 an hf replica's texts equal a local run's with --concurrency 1 (a replica takes one problem
+    at a time), not necessarily the default local run's, which batches 8 problems (docs/cluster.md)."""
+    import torch
+
+    argv = ["--model", "smollm2-135m", "--limit", "4", "--budget", "1,2", "--max-tokens", "24", "--dtype",
+            "bfloat16", "--no-progress"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' thread count
+    try:
+        assert main([*argv, "--concurrency", "1", "--out", str(tmp_path / "local")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert main([*argv, "--ray", "--replicas", "2", "--out", str(tmp_path / "ray")]) == 0
+    (run,) = (tmp_path / "ray").iterdir()
     df = load_run(run)
     assert df["problem_id"].nunique() == 4 and len(df) == 8
     assert json.loads((run / "header.json").read_text())["cluster"]["replicas"] == {"smollm2-135m": 2}
+    same_run(next((tmp_path / "local").iterdir()), run)
 
 
 def test_replica_resources(cluster):
@@ -272,6 +283,8 @@ def test_replica_resources(cluster):
     assert replica_gpus(RunConfig(), cluster_gpus=8) == 1 and replica_gpus(RunConfig(), cluster_gpus=0) == 0
     one = actor_options(placed, 1)
     assert one["num_gpus"] == 1 and one["max_concurrency"] == 258 and "scheduling_strategy" not in one
+    two_hf = actor_options(RunConfig(), 2)  # --gpus-per-replica 2 for hf: the actor holds them itself
+    assert two_hf["num_gpus"] == 2 and "scheduling_strategy" not in two_hf
     four = actor_options(placed, 4)
     pg = four["_placement_group"]
     try:
@@ -279,3 +292,40 @@ def test_replica_resources(cluster):
         assert pg.bundle_specs == [{"GPU": 1, "CPU": 1}] + [{"GPU": 1}] * 3
     finally:
         remove_placement_group(pg)
+
+
+def test_gpus_are_read_when_each_replica_starts():
+    """A cluster that scales its GPUs up from zero: replicas started after the GPUs came get them. And
+    --gpus-per-replica overrides what the cluster shows."""
+    from types import SimpleNamespace
+
+    from ttc.sweep.cluster import Pool
+    from ttc.sweep.config import BackendConfig
+    from ttc.sweep.replica import replica_gpus
+
+    asked = []
+
+    class Actors:  # stands in for ray.remote(Worker): records each replica's options
+        def options(self, **opts):
+            asked.append(opts)
+            return self
+
+        def remote(self, *args):
+            return SimpleNamespace(start=SimpleNamespace(remote=lambda: object()))
+
+    gpus = iter([0, 0, 2])
+    pool = Pool.__new__(Pool)
+    pool.ray = SimpleNamespace(cluster_resources=lambda: {"CPU": 8.0, "GPU": float(next(gpus))})
+    pool.config = RunConfig(backend=BackendConfig(name="vllm"), cluster=ClusterConfig(address="auto"))
+    pool.store, pool.worker_cls, pool.replicas, pool.spawned = SimpleNamespace(root=Path("/r/run")), Actors(), {}, 0
+    pool.factory = None
+    for _ in range(3):
+        pool.spawn("m")
+    assert [opts["num_gpus"] for opts in asked] == [0, 0, 1]
+    assert [opts["name"] for opts in asked] == ["ttc-run-1", "ttc-run-2", "ttc-run-3"]
+    fixed = RunConfig(cluster=ClusterConfig(address="auto", gpus_per_replica=2))
+    assert replica_gpus(fixed, cluster_gpus=0) == 2 and replica_gpus(fixed, cluster_gpus=8) == 2
+    with pytest.raises(TTCError, match="--gpus-per-replica must be 0 or more"):
+        ClusterConfig(address="auto", gpus_per_replica=-1)
+    with pytest.raises(TTCError, match="--replica-timeout must be seconds"):
+        ClusterConfig(address="auto", replica_timeout=-5)

@@ -99,6 +99,18 @@ def test_a_join_error_keeps_its_cause():
                     "InvalidAuthToken: Authentication token is missing or incorrect.")
 
 
+def test_a_private_clusters_temp_dir_left_by_a_killed_driver_is_removed_by_the_next(tmp_path):
+    from ttc.sweep.connect import remove_stale
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid runs no more
+    for name in (f"ttc-ray-{gone.pid}-ab12", f"ttc-ray-{os.getpid()}-cd34", "ttc-ray-test-ef56", "other"):
+        (tmp_path / name / "session_x").mkdir(parents=True)
+    remove_stale(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"ttc-ray-{os.getpid()}-cd34", "ttc-ray-test-ef56",
+                                                                 "other"])
+
+
 def test_no_running_cluster_is_a_clear_error_even_with_a_stale_session_file(tmp_path):
     """``--ray`` (auto) with no RAY_ADDRESS and a ``ray_current_cluster`` file naming a dead cluster: an
     error in seconds, not Ray's retries for minutes; nothing written."""

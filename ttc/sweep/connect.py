@@ -67,7 +67,9 @@ def start_private() -> Session:
     import ray
 
     base = tempfile.gettempdir()
-    temp = tempfile.mkdtemp(prefix="ttc-ray-", dir=base if len(base) < 40 else "/tmp")  # socket paths are short
+    base = base if len(base) < 40 else "/tmp"  # Ray's socket paths are short
+    remove_stale(base)
+    temp = tempfile.mkdtemp(prefix=f"ttc-ray-{os.getpid()}-", dir=base)
     saved = os.environ.pop("RAY_ADDRESS", None)  # the cluster's processes and replicas must not see it
     try:
         ray.init(address="local", _temp_dir=temp, runtime_env=project_env(), **INIT_KWARGS)
@@ -80,6 +82,23 @@ def start_private() -> Session:
         if saved is not None:
             os.environ["RAY_ADDRESS"] = saved
     return Session(owned=True, temp_dir=temp)
+
+
+def remove_stale(base: str) -> None:
+    """Remove the temp dirs of private clusters whose driver is gone (``kill -9`` leaves them): the names
+    ``ttc-ray-<pid>-*`` that ``start_private`` gives, whose pid no longer runs."""
+    import glob
+
+    for path in glob.glob(os.path.join(base, "ttc-ray-*-*")):
+        pid = os.path.basename(path).split("-")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # alive, another user's
+            pass
 
 
 def disconnect(session: Session) -> None:

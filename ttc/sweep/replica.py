@@ -84,13 +84,14 @@ class Worker:
 
 
 def actor_options(config, gpus: int) -> dict:
-    """Ray options of one replica's actor: its CPUs and GPUs, or a placement group of ``gpus`` bundles."""
+    """Ray options of one replica's actor: its CPUs and GPUs, or (vllm on several GPUs) a placement group of
+    ``gpus`` bundles."""
     cpus = config.cluster.cpus_per_replica
     # threads for solve calls (the backend's concurrency plus one queued call; vllm and openai batch) and one
     # for calls such as ``pid``
     threads = (config.backend.concurrency or (256 if config.backend.name in ("vllm", "openai") else 1)) + 2
     opts = {"num_cpus": cpus, "max_concurrency": threads, "max_restarts": 0, "runtime_env": runtime_env(cpus)}
-    if gpus <= 1:
+    if gpus <= 1 or config.backend.name != "vllm":  # only vLLM's Ray executor spreads over bundles
         return {**opts, "num_gpus": gpus}
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy

@@ -110,18 +110,26 @@ def test_fake_backend_two_workers_equal_one_process(tmp_path, cluster):
 
 
 def test_tiny_model_two_workers_equal_one_process(tmp_path, cluster, tiny_model_dir):
+    """hf in float32: the local run batches its 4 problems in one lock-step group, each replica one problem at
+    a time; the records are equal (docs/cluster.md, what "the same records" means)."""
     import torch
+
+    from ttc.sweep.config import BackendConfig
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the workers' thread count, so both compute the same floats
     try:
         kw = dict(models=(tiny_model_dir,), budgets=(1, 2), limit=4)
         samp = SamplingConfig(max_tokens=12)
-        ref = run_sweep(dataclasses.replace(config(tmp_path / "local", **kw), sampling=samp), progress=False)
+        f32 = BackendConfig(dtype="float32")
+        ref = run_sweep(dataclasses.replace(config(tmp_path / "local", **kw), sampling=samp, backend=f32),
+                        progress=False)
     finally:
         torch.set_num_threads(threads)
-    far = run_sweep(dataclasses.replace(config(tmp_path / "ray", "auto", replicas=(("", 2),), **kw), sampling=samp),
-                    progress=False)
+    far = run_sweep(dataclasses.replace(config(tmp_path / "ray", "auto", replicas=(("", 2),), **kw), sampling=samp,
+                                        backend=f32), progress=False)
+    assert json.loads((far.root / "header.json").read_text())["models"][tiny_model_dir]["identity"]["dtype"] == \
+        "float32"
     same_run(ref.root, far.root)
 
 

@@ -89,6 +89,11 @@ def test_replicas_flag(tmp_path, capsys):
     assert "error: --replicas must be N or MODEL=N" in capsys.readouterr().err
     assert main(["--replicas", "2", "--out", str(tmp_path)]) == 2
     assert "error: --replicas applies with --ray" in capsys.readouterr().err
+    assert main(["--ray", "local", "--replica-timeout", "-1", "--out", str(tmp_path)]) == 2
+    assert "error: --replica-timeout must be seconds >= 0 (0: no deadline), got -1.0" in capsys.readouterr().err
+    assert main(["--ray", "local", "--gpus-per-replica", "-2", "--out", str(tmp_path)]) == 2
+    assert "error: --gpus-per-replica must be 0 or more, got -2" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before anything is written
 
 
 def test_fake_backend_two_workers_equal_one_process(tmp_path, cluster):

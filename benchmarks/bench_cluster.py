@@ -43,6 +43,15 @@ def fake_factory(model, cfg):
     return FakeBackend(scripted)
 
 
+def private_cluster(ray, cpus: int, tmp: Path) -> None:
+    """A private cluster of ``cpus`` CPUs (never the one RAY_ADDRESS names), shipping this checkout's code;
+    its sessions go under ``tmp``, removed at the end."""
+    from ttc.sweep.replica import project_env
+
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
+             runtime_env=project_env(), _temp_dir=tempfile.mkdtemp(prefix="ray-", dir=tmp))
+
+
 def timed_sweep(config, factory=None):
     """Run a sweep without its final summary and curve; return wall, driver process and main-thread CPU
     seconds, records and generated tokens."""
@@ -88,7 +97,7 @@ def scaling(args, tmp):
     rows.append(("one process", wall, tok / wall, None))
     base = None
     for w in args.workers:
-        ray.init(num_cpus=w, include_dashboard=False, logging_level="WARNING")
+        private_cluster(ray, w, tmp)
         try:
             cfg = config(tmp / f"ray{w}", args.model, args.limit, budgets, args.max_tokens, "auto", (("", w),))
             wall, _, _, n, tok = timed_sweep(cfg)
@@ -114,7 +123,7 @@ def ingest(args, tmp):
 
     def measure(name, address, workers):
         if address:
-            ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING")
+            private_cluster(ray, workers, tmp)
         try:
             cfg = config(tmp / name.replace(" ", "-").replace(",", ""), "org/scripted", args.ingest_limit, budgets,
                          64, address, (("", workers),) if address else ())
@@ -141,7 +150,7 @@ def driver_alone(args, tmp):
     from ttc.sweep.replica import Worker
     from ttc.sweep.runner import build_header
 
-    ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING")
+    private_cluster(ray, 1, tmp)
     try:
         cfg = config(tmp / "alone", "org/scripted", args.ingest_limit, (args.samples,), 64, "auto", (("", 1),))
         store = RunStore.open(cfg.out, cfg.run_id, build_header(cfg))
@@ -182,8 +191,11 @@ def main():
     args.ingest_workers = [int(x) for x in args.ingest_workers.split(",")]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("PYTHONPATH", str(ROOT))
+    # every model here is local (the embedded one; "org/scripted" names the scripted backend's records): the
+    # hub is never needed, so a machine without network runs this as it is
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-cluster-", dir="/tmp" if len(tempfile.gettempdir()) > 40 else None))
     try:
         if "scaling" in args.part:
             scaling(args, tmp)

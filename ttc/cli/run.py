@@ -118,13 +118,20 @@ def add_cluster_args(p: argparse.ArgumentParser) -> None:
     """Flags of a sweep on a Ray cluster (see the README's Cluster section)."""
     g = p.add_argument_group("cluster (Ray)")
     g.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
-                   help="run on a Ray cluster: no value or auto joins the running one (ray start --head), local "
-                        "starts a private one on this machine, else a Ray address (host:port, ray://host:port)")
+                   help="run on a Ray cluster: no value or auto joins RAY_ADDRESS if set, else the running one "
+                        "(ray start --head); local starts a private one on this machine (never RAY_ADDRESS's), "
+                        "stopped at the end; else a Ray address (host:port, ray://host:port)")
     g.add_argument("--replicas", default=None, metavar="N|MODEL=N,...",
                    help="--ray: backend replicas (Ray actors) per model; default: as many as the cluster's GPUs "
                         "(vllm) or CPUs hold, shared between the models")
     g.add_argument("--cpus-per-replica", type=int, default=1,
                    help="--ray: CPUs reserved by each replica, also its torch threads (hf)")
+    g.add_argument("--gpus-per-replica", type=int, default=None,
+                   help="--ray: GPUs reserved by each replica; default: read from the cluster as each replica "
+                        "starts (vllm: tensor x pipeline x data parallel sizes; hf: 1; none on a CPU cluster)")
+    g.add_argument("--replica-timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="--ray: a replica that holds problems and returns none for this long is taken to be hung, "
+                        "killed and replaced (0: no deadline)")
 
 
 def resolve_dtype(values: dict) -> dict:

@@ -192,6 +192,8 @@ class ClusterConfig:
     address: str | None = None
     replicas: tuple[tuple[str, int], ...] = ()
     cpus_per_replica: int = 1
+    gpus_per_replica: int | None = None  # None: read from the cluster when each replica starts
+    replica_timeout: float = 3600.0  # a replica holding problems that returns none for this long is hung
 
     def __post_init__(self):
         if self.address is not None and not str(self.address).strip():
@@ -203,6 +205,10 @@ class ClusterConfig:
                 raise TTCError(f"--replicas must be positive integers, got {model + '=' if model else ''}{n}")
         if self.cpus_per_replica < 1:
             raise TTCError(f"--cpus-per-replica must be a positive integer, got {self.cpus_per_replica}")
+        if self.gpus_per_replica is not None and self.gpus_per_replica < 0:
+            raise TTCError(f"--gpus-per-replica must be 0 or more, got {self.gpus_per_replica}")
+        if not self.replica_timeout >= 0:
+            raise TTCError(f"--replica-timeout must be seconds >= 0 (0: no deadline), got {self.replica_timeout}")
 
     def replicas_for(self, model: str) -> int | None:
         """The count named for ``model`` (or for every model); None when left to the cluster's size."""

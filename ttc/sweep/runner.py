@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -142,8 +143,13 @@ def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
     tasks = {name: get_task(name) for name in sweep.tasks}
     problems = {name: load_problems(t, sweep.limit, config.sampling.seed, sweep.data_file)
                 for name, t in tasks.items()}
-    with run_lock(Path(config.out) / config.run_id):
-        return _sweep(config, backend_factory, progress, tasks, problems)
+    with ExitStack() as joined:
+        if config.cluster.address is not None:  # joined before the run directory exists: a refusal writes nothing
+            from ttc.sweep.cluster import joined as cluster
+
+            joined.enter_context(cluster(config))
+        with run_lock(Path(config.out) / config.run_id):
+            return _sweep(config, backend_factory, progress, tasks, problems)
 
 
 def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: bool, tasks: dict,
@@ -168,8 +174,10 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
     if config.cluster.address is not None:  # the same items, handed to backend replicas on a Ray cluster
         from ttc.sweep.cluster import run_on_cluster
 
-        run_on_cluster(config, store, todo, per_model, backend_factory, progress)
+        failed = run_on_cluster(config, store, todo, per_model, backend_factory, progress)
         finish(store, config)
+        if failed is not None:  # problems that killed every replica they met: the rest is stored and summarised
+            raise failed
         return store
     samplers = {name: configure_sampler(get_sampler(name), config) for name in sweep.samplers}
     factory = backend_factory or (lambda m, c: make_backend(c.backend.name, m, c))

@@ -46,7 +46,7 @@ SECTIONS = {"sweep": SweepConfig, "sampling": SamplingConfig, "strategy": Strate
             "backend": BackendConfig, "cluster": ClusterConfig}
 COMMAND_ONLY = ("config", "no-progress", "debug")  # flags of the command, not of the run
 # Where a run ran, not what it is: left out of a run's resolved file (they are not in its header either).
-PLACEMENT = ("ray", "replicas", "cpus-per-replica")
+PLACEMENT = ("ray", "replicas", "cpus-per-replica", "gpus-per-replica", "replica-timeout")
 
 
 def _type(value) -> str:
@@ -253,6 +253,8 @@ OPTIONS = (
     Option("ray", "cluster.address", Text()),
     Option("replicas", "cluster.replicas", Replicas()),
     Option("cpus-per-replica", "cluster.cpus_per_replica", Int()),
+    Option("gpus-per-replica", "cluster.gpus_per_replica", Int()),
+    Option("replica-timeout", "cluster.replica_timeout", Float()),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 
@@ -314,7 +316,7 @@ def sweep_toml(config: RunConfig) -> str:
     lines = [f"# The resolved settings of run {config.run_id}, written by ttc {__version__}.",
              f"# `ttc run --config {Path(config.out) / config.run_id / SWEEP_FILE}` reproduces it (same run id: it",
              "# resumes); flags given with --config override these values. Where it ran (ray, replicas,",
-             "# cpus-per-replica) is not part of a run and is left out."]
+             "# cpus-, gpus-per-replica, replica-timeout) is not part of a run and is left out."]
     section = None
     for key, value in values_of(config).items():
         o = BY_KEY[key]

@@ -131,7 +131,7 @@ def test_the_eta_holds_halfway_when_problems_finish_at_different_rounds(tmp_path
     def thinker(rng):
         return ["hmm"] * rng.randint(4, 60) + ["</think>", "\\boxed{3}"]
 
-    run_sweep(config(tmp_path, limit=12, sampler="budget_forcing", think_budgets=(16, 32, 64),
+    run_sweep(config(tmp_path, limit=12, sampler="budget_forcing", think_budgets=(16, 32, 48),
                      think_end=" </think>", chains=4),
               backend_factory=lambda m, c: TimedStepFake(thinker, fake_clock, width=4))
     lines = lines_of(capsys.readouterr().err)

@@ -69,8 +69,8 @@ def validate(config: RunConfig) -> None:
         if not any(get_task(t).takes_data_file for t in config.sweep.tasks):
             raise TTCError("--data-file is read by the hub benchmarks, humaneval, champ and custom:<grader> "
                            "tasks, not by " + ", ".join(config.sweep.tasks))
-    for s in config.sweep.samplers:
-        get_sampler(s)
+    for s in config.sweep.samplers:  # configured here too: a strategy refuses settings it cannot honour
+        configure_sampler(get_sampler(s), config)
     if config.backend.name not in BACKENDS:
         raise TTCError(f"unknown backend {config.backend.name!r}; known: {', '.join(sorted(BACKENDS))}")
     remote = config.backend.name == "openai" and not config.backend.serve

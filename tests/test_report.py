@@ -216,3 +216,13 @@ def test_the_sweeps_page_equals_the_page_written_from_disk(tmp_path, monkeypatch
     assert len(reads) == 1
     write_report(store.root)
     assert (store.root / "report.html").read_text() == finished
+
+
+def test_the_page_explains_the_resume_count():
+    from pathlib import Path
+
+    from ttc.report.html import provenance_section
+
+    page = provenance_section({"run_id": "r", "resumed": 2}, Path("r"))
+    assert "the same command was run again on this run 2 times" in page
+    assert "0 (written by one run of the command)" in provenance_section({"run_id": "r"}, Path("r"))

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from ttc.errors import TTCError, cli_guard, debug_requested
+from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
 from ttc.sweep.config import (
     BackendConfig,
     ClusterConfig,
@@ -25,14 +25,6 @@ from ttc.sweep.config import (
 )
 
 DEFAULTS = RunConfig()
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one ``error:`` line and a pointer to ``--help``, not the whole usage."""
-
-    def error(self, message: str):
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def build_parser(prog: str = "ttc run") -> argparse.ArgumentParser:

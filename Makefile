@@ -30,9 +30,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	@echo "The default sweep: 20 chain_sum problems x 16 samples on SmolLM2-135M, in 3 groups of 8 problems that"
-	@echo "share their batches. About a minute on 2 idle cores with native bfloat16, several in float32, longer on"
-	@echo "busy cores; the bar's ETA appears once the first group is stored."
+	@echo "The default sweep: 20 chain_sum problems x 16 samples on SmolLM2-135M, in groups of 8 problems that share"
+	@echo "their batches. About a minute on 2 idle cores with native bfloat16 (AVX512-BF16 or AMX), longer in float32"
+	@echo "and on busy cores; the bar's ETA appears once the first group is stored."
 	$(BIN)/python -m ttc.run
 
 demo-table: setup

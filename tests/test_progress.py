@@ -4,6 +4,7 @@ cursor escapes where the stream is not a terminal, and one line for the resume o
 
 import io
 import re
+import time
 
 import pytest
 from conftest import scripted
@@ -248,3 +249,15 @@ def test_a_run_stopped_before_its_finish_is_finished_on_resume(tmp_path, capsys)
     run_sweep(cfg, backend_factory=lambda m, c: FakeBackend(scripted()), progress=False)
     assert capsys.readouterr().err.endswith("; summary rewritten\n")
     assert page.stat().st_mtime > old + 1800
+
+
+def test_plain_lines_keep_coming_while_nothing_is_stored(monkeypatch):
+    """A log shows the sweep is alive during a long group: a line every HEARTBEAT seconds without a store."""
+    monkeypatch.setattr(progress, "HEARTBEAT", 0.2)
+    out = io.StringIO()
+    bar = SweepProgress(3, enabled=True, stream=out)
+    bar.ready([(3, 3)])
+    time.sleep(1.5)
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 3 and all(line.startswith("problems: 0/3 stored (0%) [") for line in lines)

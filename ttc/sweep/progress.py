@@ -208,7 +208,7 @@ class SweepProgress:
                 self._line(now)  # the count the last line left out
 
     def _tick(self) -> None:
-        every = TICK if self.interactive else HEARTBEAT
+        every = TICK if self.interactive else min(HEARTBEAT, 5.0)  # a line is due HEARTBEAT after the last
         while not self.stop.wait(every):
             with self.lock:
                 if self.bar is not None:

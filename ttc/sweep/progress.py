@@ -185,6 +185,7 @@ class SweepProgress:
                                 dynamic_ncols=True, mininterval=0, miniters=1, leave=True,
                                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} stored {status}")
                 self.bar.status = self.status
+                self.bar.refresh()  # drawn first before the status was set
             else:
                 self._line(clock())
         self.stop.clear()

@@ -261,3 +261,17 @@ def test_plain_lines_keep_coming_while_nothing_is_stored(monkeypatch):
     bar.close()
     lines = out.getvalue().splitlines()
     assert len(lines) >= 3 and all(line.startswith("problems: 0/3 stored (0%) [") for line in lines)
+
+
+def test_a_burst_held_back_by_the_line_spacing_is_shown_once_it_has_passed(monkeypatch):
+    monkeypatch.setattr(progress, "LINE_EVERY", 0.3)
+    monkeypatch.setattr(progress, "HEARTBEAT", 100.0)
+    out = io.StringIO()
+    bar = SweepProgress(5, enabled=True, stream=out)
+    bar.ready([(3, 3), (2, 2)])
+    for _ in range(3):
+        bar.stored(10)
+    time.sleep(1.5)
+    shown = out.getvalue()
+    bar.close()
+    assert [line.split(" stored")[0] for line in shown.splitlines()] == ["problems: 0/5", "problems: 3/5"]

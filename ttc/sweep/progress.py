@@ -9,8 +9,9 @@ units run one after another, a lock-step group or, where problems flow through o
 the seconds per problem generated, measured over the finished units, times the work left.
 
 The display is tqdm's bar on a terminal or in a notebook, and plain lines elsewhere (a log file, CI): a line
-when the bar opens, then at most one per ``LINE_EVERY`` seconds as problems are stored, one every ``HEARTBEAT``
-seconds while none is, and a last one; no carriage returns, no cursor movement. The display opens once a
+when the bar opens, then one per ``LINE_EVERY`` seconds at most while problems are stored (a burst held back is
+shown once that has passed), one every ``HEARTBEAT`` seconds while none is, and a last one; no carriage returns,
+no cursor movement. The display opens once a
 model is loaded and closes while another loads, so that the loading bars never nest under it (a nested bar
 is what writes cursor-up escapes into a log).
 """
@@ -209,13 +210,17 @@ class SweepProgress:
                 self._line(now)  # the count the last line left out
 
     def _tick(self) -> None:
-        every = TICK if self.interactive else min(HEARTBEAT, 5.0)  # a line is due HEARTBEAT after the last
+        every = TICK if self.interactive else max(min(LINE_EVERY, HEARTBEAT, 5.0), 0.05)
         while not self.stop.wait(every):
             with self.lock:
                 if self.bar is not None:
                     self.bar.refresh()
-                elif self.last_line is None or clock() - self.last_line >= HEARTBEAT:
-                    self._line(clock())
+                    continue
+                now = clock()
+                since = now - self.last_line if self.last_line is not None else float("inf")
+                # stores held back by LINE_EVERY are shown once it has passed; a heartbeat while none come
+                if since >= HEARTBEAT or (self.n != self.last_line_n and since >= LINE_EVERY):
+                    self._line(now)
 
 
 def _isatty(stream) -> bool:

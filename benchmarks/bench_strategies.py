@@ -75,9 +75,15 @@ def main():
     for name in args.strategies.split(","):
         case = CASES[name]
         real = case.get("sampler", name)
+        strategy = StrategyConfig(**case["strategy"])
+        # budget forcing's requests set their own limits (a cap of thought, then the answer's tokens): its
+        # records are the same at any --max-tokens that holds them, which a run requires
+        max_tokens = max(args.max_tokens, max(strategy.think_budgets) + strategy.answer_tokens) \
+            if real == "budget_forcing" else args.max_tokens
         config = dataclasses.replace(base, sweep=SweepConfig(tasks=(args.task,), models=(args.model,),
                                                              samplers=(real,), budgets=case["budgets"]),
-                                     strategy=StrategyConfig(**case["strategy"]))
+                                     sampling=dataclasses.replace(base.sampling, max_tokens=max_tokens),
+                                     strategy=strategy)
         sampler = configure_sampler(get_sampler(real), config)
         records, start, cpu = [], time.perf_counter(), time.process_time()
         with tempfile.TemporaryDirectory() as tmp:

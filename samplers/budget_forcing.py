@@ -19,6 +19,11 @@ Where the backend caps thinking natively (vLLM with ``thinking_token_budget`` an
 ``reasoning_config``), a run with ``--think-end`` and no ``--num-wait`` hands each cap to the engine instead
 (``run_native``; records carry ``extra["native_budget"]``); elsewhere the mechanism above is used.
 
+``--max-tokens`` bounds every record, as for the other strategies: a record at cap B generates up to B tokens of
+thought and ``--answer-tokens`` of answer, so a cap above ``--max-tokens`` less ``--answer-tokens`` is refused
+before the run starts (the inserted delimiter, answer prefix and "Wait"s are not generated and not counted). A
+native request is also given at most ``--max-tokens``.
+
 Cost of a record at cap B is that of a stand-alone run capped at B with prefix caching: the prompt's
 prefill (shared by the chains), the trunk over the thought tokens, the inserted tokens (delimiter, answer
 prefix, "Wait"s) and the answer tokens, and the output head over the generated ones (thought + answer).
@@ -40,6 +45,7 @@ import pandas as pd
 from samplers.base import ModelContext, Output
 from samplers.common import ANSWER_SALT, sub_seed
 from ttc.backends.base import Request
+from ttc.errors import TTCError
 from ttc.metrics.tables import table_from_problems
 from ttc.store.records import Completion
 
@@ -84,6 +90,7 @@ class BudgetForcing:
 
     def configure(self, config) -> "BudgetForcing":
         s = config.strategy
+        check_max_tokens(s.think_budgets, s.answer_tokens, config.sampling.max_tokens)
         return BudgetForcing(s.think_budgets, s.think_end, s.answer_prefix, s.answer_tokens, s.num_wait, s.chains)
 
     def n_generations(self, budgets: tuple[int, ...]) -> int:
@@ -182,8 +189,9 @@ class BudgetForcing:
         goes on to answer (sampled, with no answer prefix). Chains do not grow across caps here; every cap's
         chains are one request, all caps one batch."""
         end = ctx.count_tokens(self.think_end)
+        limit = ctx.params.max_tokens  # the engine's delimiter is generated: it comes out of the answer's share
         requests = [ctx.request(prompt, n=self.chains, thinking_budget=cap,
-                                max_tokens=cap + self.answer_tokens + end) for cap in self.think_budgets]
+                                max_tokens=min(cap + self.answer_tokens + end, limit)) for cap in self.think_budgets]
         out = []
         for cap, comps in zip(self.think_budgets, ctx.generate(requests)):
             for i, c in enumerate(comps):
@@ -239,6 +247,20 @@ class BudgetForcing:
             rows.append(dict(budget=caps[-1], metric="scaling", value=scaling(caps, [acc[c] for c in caps]),
                              flops=top["flops"], tokens=top["tokens"]))
         return rows
+
+
+def check_max_tokens(think_budgets, answer_tokens: int, max_tokens: int) -> None:
+    """A record generates up to its cap of thought plus ``answer_tokens``: every cap must leave room for the
+    answer within ``max_tokens``, which bounds every record; else a ``TTCError`` that says what fits."""
+    over = [b for b in think_budgets if b + answer_tokens > max_tokens]
+    if not over:
+        return
+    room = max_tokens - answer_tokens
+    fix = f"give --think-budget values up to {room} or " if room >= 1 else ""
+    raise TTCError(f"--think-budget {','.join(map(str, over))} with --answer-tokens {answer_tokens} exceeds "
+                   f"--max-tokens {max_tokens}: a budget_forcing record generates up to its think budget plus "
+                   f"its answer, and --max-tokens bounds every record; {fix}raise --max-tokens to "
+                   f"{max(over) + answer_tokens}")
 
 
 def scaling(budgets, accuracies) -> float:

@@ -1,10 +1,14 @@
-"""Shared fixtures: a tiny random-weight Llama with a real tokenizer and chat template, built on disk."""
+"""Shared fixtures: a tiny random-weight Llama with a real tokenizer and chat template, built on disk; and the
+last guard against a hanging test (see the pytest settings in pyproject.toml)."""
 
 from __future__ import annotations
 
+import faulthandler
 import itertools
 import math
+import os
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -66,6 +70,36 @@ def build_tiny_model(path, seed: int = 0, n_layer: int = 2, d_model: int = 64, s
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+FAULTHANDLER_GRACE = 120.0  # seconds past a test's own timeout before faulthandler ends the run
+_STDERR: list[int] = []  # a copy of the real stderr, taken before pytest captures it for the tests
+
+
+def pytest_configure(config):
+    if not _STDERR:
+        _STDERR.append(os.dup(sys.stderr.fileno()))
+
+
+def timeout_of(item) -> float | None:
+    """The seconds a ``@pytest.mark.timeout(N)`` gives ``item``; None where it has no such mark."""
+    mark = item.get_closest_marker("timeout")
+    if mark is None:
+        return None
+    value = mark.args[0] if mark.args else mark.kwargs.get("timeout")
+    return float(value) if value else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test marked with a longer timeout than the default gets faulthandler's deadline (the point where a test
+    that the timeout's signal could not stop ends the run) moved to its own timeout plus a grace, so that it is
+    never ended while it may still run. pytest armed the default deadline just before (faulthandler_timeout);
+    this replaces it, and pytest cancels it when the test ends."""
+    seconds = timeout_of(item)
+    default = float(item.config.getini("faulthandler_timeout") or 0)
+    if seconds and default and seconds + FAULTHANDLER_GRACE > default:
+        faulthandler.dump_traceback_later(seconds + FAULTHANDLER_GRACE, exit=True, file=_STDERR[0])
 
 
 def pytest_collection_modifyitems(config, items):

@@ -66,7 +66,7 @@ def test_kill_9_at_random_points_then_resume(tmp_path, clean):
             break
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            proc.communicate(timeout=60)
             kills.append((round(at, 2), "killed"))
     proc = start(out, delay=0)  # the resume: never refused, the dead holder's lock is gone
     _, err = proc.communicate(timeout=300)

@@ -210,6 +210,7 @@ def harness_env():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # lm-eval given up to 600 s, then the import
 @pytest.mark.skipif(not (HARNESS / "lm_eval").exists(), reason="lm-eval is not installed in .venv-harness "
                     "(`make harness` installs it)")
 def test_real_lm_eval_log_on_the_tiny_model(tmp_path, tiny_model_dir, capsys):
@@ -255,6 +256,7 @@ eval(task, model="hf/" + sys.argv[1], model_args={"device": "cpu"}, log_dir=sys.
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # two subprocesses of up to 600 s each
 @pytest.mark.skipif(not (HARNESS / "inspect").exists(), reason="inspect_ai is not installed in .venv-harness "
                     "(`make harness` installs it)")
 def test_real_inspect_log_on_the_tiny_model(tmp_path, tiny_model_dir):

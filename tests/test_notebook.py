@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
@@ -24,6 +26,7 @@ def test_notebooks_are_committed_without_outputs():
                 assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name} has outputs"
 
 
+@pytest.mark.timeout(900)  # past the 600 s its subprocess is given, so that limit speaks first
 def test_notebooks_execute_on_a_fresh_run(tmp_path):
     script = Path(__file__).parent.parent / "notebooks" / "execute.py"
     proc = subprocess.run([sys.executable, str(script), "--fake", "--out", str(tmp_path), "--n-boot", "20"],

@@ -115,6 +115,7 @@ def test_serve_runs_a_sweep_and_stops_the_server(vllm_tiny_dir, tmp_path, monkey
     port = int(identity["base_url"].rsplit(":", 1)[1].split("/")[0])
     assert (run / "server.log").exists() and {p.name for p in run.iterdir()} >= {"summary.csv", "curve.png"}
     with socket.socket() as s:  # the server is gone
+        s.settimeout(5)
         assert s.connect_ex(("127.0.0.1", port)) != 0
 
 

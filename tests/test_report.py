@@ -229,3 +229,13 @@ def test_the_page_script_sets_stored_text_as_text_only():
         assert sink not in JS, sink
     assert re.findall(r"setAttribute\('([a-z-]+)'", JS) == ["aria-sort", "href"]
     assert "'#problem=' + encodeURIComponent(" in JS
+
+
+def test_the_page_explains_the_resume_count():
+    from pathlib import Path
+
+    from ttc.report.html import provenance_section
+
+    page = provenance_section({"run_id": "r", "resumed": 2}, Path("r"))
+    assert "the same command was run again on this run 2 times" in page
+    assert "0 (written by one run of the command)" in provenance_section({"run_id": "r"}, Path("r"))

@@ -142,11 +142,11 @@ def test_kill_9_loses_at_most_the_problem_in_flight(tmp_path):
     while time.time() < deadline and len(list(shard.glob("*.parquet"))) < 3:  # a file per finished problem
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
     survived = load_run(run_dir)["problem_id"].nunique()
     assert 3 <= survived < 8
     # resume in-process and compare with a clean run
-    resumed = subprocess.run([sys.executable, str(HERE / "sweep_script.py"), str(out), "0"], env=env)
+    resumed = subprocess.run([sys.executable, str(HERE / "sweep_script.py"), str(out), "0"], env=env, timeout=300)
     assert resumed.returncode == 0
     clean = run_sweep(config(tmp_path / "clean"), backend_factory=fake(), progress=False)
     assert load_run(run_dir).equals(load_run(clean.root))

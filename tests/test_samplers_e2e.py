@@ -25,7 +25,8 @@ def test_all_strategies_in_one_sweep_on_the_tiny_model(tiny_model_dir, tmp_path)
 
     config = RunConfig(sweep=SweepConfig(models=(tiny_model_dir,), samplers=STRATEGIES, budgets=(1, 2), limit=2),
                        sampling=SamplingConfig(max_tokens=16),
-                       strategy=StrategyConfig(verifier="self-judge", think_budgets=(4, 8), chains=2, max_steps=3),
+                       strategy=StrategyConfig(verifier="self-judge", think_budgets=(4, 8), chains=2, max_steps=3,
+                                               answer_tokens=8),
                        out=str(tmp_path))
     store = run_sweep(config, backend_factory=factory, progress=False)
     df = load_run(store.root)
@@ -83,7 +84,7 @@ def test_lockstep_groups_change_no_record_where_decoding_ignores_the_batch(tiny_
     config = RunConfig(sweep=SweepConfig(models=(tiny_model_dir,), samplers=("sample", "budget_forcing", "beam"),
                                          budgets=(1, 2), limit=3),
                        sampling=SamplingConfig(max_tokens=12),
-                       strategy=StrategyConfig(think_budgets=(4, 8), chains=2, max_steps=3))
+                       strategy=StrategyConfig(think_budgets=(4, 8), chains=2, max_steps=3, answer_tokens=4))
     one = run_sweep(dataclasses.replace(config, out=str(tmp_path / "one")), backend_factory=factory(1),
                     progress=False)
     group = run_sweep(dataclasses.replace(config, out=str(tmp_path / "group")), backend_factory=factory(9),

@@ -164,6 +164,36 @@ def test_budget_forcing_wait_and_think_end():
     assert extra["inserted_tokens"] == 2 + 1  # two "Wait"s and the delimiter before the answer
 
 
+def test_budget_forcing_records_stay_within_max_tokens():
+    """--max-tokens bounds every record: thought (up to the cap) plus the answer, where every chain thinks past
+    its cap and is forced."""
+    def thinker(rng):
+        return ["t"] * 200 + ["\\boxed{7}"]
+
+    bf = BudgetForcing(think_budgets=(16, 32), chains=2, answer_tokens=16, num_wait=1, think_end=" </think>")
+    backend = StepFake(thinker, answer="7")
+    out = run(bf, backend, GenParams(temperature=1.0, max_tokens=48, seed=0))
+    assert {o.fields["think_budget"] for o in out} == {16, 32}
+    assert all(o.completion.generated_tokens <= o.fields["think_budget"] + 16 <= 48 for o in out)
+    assert all(o.fields["forced"] and o.fields["think_tokens"] == o.fields["think_budget"] for o in out)
+
+
+def test_budget_forcing_refuses_caps_that_max_tokens_cannot_hold(tmp_path, capsys):
+    """The default caps (32, 64, 128) with 16 answer tokens at --max-tokens 48: refused before the run
+    directory exists, with what fits."""
+    from ttc.cli.run import main
+
+    rc = main(["--sampler", "budget_forcing", "--max-tokens", "48", "--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert err == ("error: --think-budget 64,128 with --answer-tokens 16 exceeds --max-tokens 48: a budget_forcing "
+                   "record generates up to its think budget plus its answer, and --max-tokens bounds every record; "
+                   "give --think-budget values up to 32 or raise --max-tokens to 144\n")
+    assert list(tmp_path.iterdir()) == []
+    rc = main(["--sampler", "budget_forcing", "--max-tokens", "8", "--think-budget", "4", "--out", str(tmp_path)])
+    assert rc == 2 and "exceeds --max-tokens 8" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
 def test_scaling_by_hand():
     # pairs: (0.2-0.1)/(64-32), (0.4-0.1)/(128-32), (0.4-0.2)/(128-64) per 1000 tokens
     expected = (0.1 / 32 + 0.3 / 96 + 0.2 / 64) / 3 * 1000

@@ -105,7 +105,7 @@ def test_cannot_signal_ttc_or_its_processes():
         assert sentinel.poll() is None, result.output  # still running; and so is this test process
     finally:
         sentinel.kill()
-        sentinel.wait()
+        sentinel.wait(timeout=10)
 
 
 def test_setsid_daemon_does_not_survive():
@@ -220,7 +220,7 @@ def test_runs_as_nobody_when_ttc_is_root():
                     uids |= {line.split()[1] for line in f if line.startswith("Uid:")}
             if uids:
                 break
-        assert future.result().status == "ok"
+        assert future.result(timeout=120).status == "ok"
     assert uids == ({"65534"} if os.geteuid() == 0 else {str(os.getuid())})
 
 

@@ -5,6 +5,7 @@ The CLI prints its message on one line and exits with code 2; library callers ca
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import signal
@@ -98,6 +99,15 @@ def _caused_by_interrupt(e: BaseException) -> bool:
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return False
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A command's flags, with a usage error as one ``error:`` line that points to ``--help`` (exit 2), not the
+    whole usage: every ``ttc`` verb parses with it."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def first_line(e: BaseException, limit: int | None = None) -> str:

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from ttc.errors import TTCError, cli_guard, debug_requested
+from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
 from ttc.importers.common import Imported, write_run
 
 
@@ -36,7 +36,7 @@ FORMATS = {"lm_eval": _lm_eval, "inspect": _inspect}
 
 
 def build_parser(prog: str = "ttc import") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("format", help=f"one of {', '.join(FORMATS)}")
     p.add_argument("path", help="lm_eval: an --output_path directory or one samples_<task>_<date>.jsonl; "

@@ -10,18 +10,10 @@ import argparse
 import os
 import sys
 
-from ttc.errors import cli_guard, debug_requested
+from ttc.errors import OneLineParser, cli_guard, debug_requested
 from ttc.sweep.config import RunConfig, parse_template_kwargs  # noqa: F401  (parse_template_kwargs: re-exported)
 
 DEFAULTS = RunConfig()
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one ``error:`` line and a pointer to ``--help``, not the whole usage."""
-
-    def error(self, message: str):
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def build_parser(prog: str = "ttc run") -> argparse.ArgumentParser:
@@ -52,7 +44,10 @@ def build_parser(prog: str = "ttc run") -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=s.seed, help="seed for problem generation and sampling")
     p.add_argument("--temperature", type=float, default=s.temperature, help="sampling temperature (0 = greedy)")
     p.add_argument("--top-p", type=float, default=s.top_p, help="nucleus sampling threshold")
-    p.add_argument("--max-tokens", type=int, default=s.max_tokens, help="maximum generated tokens per completion")
+    p.add_argument("--max-tokens", type=int, default=s.max_tokens,
+                   help="maximum generated tokens of every record: a sample (sample, best_of_n), a final path "
+                        "(beam, dvts), a chain's thought plus its answer (budget_forcing: each --think-budget "
+                        "plus --answer-tokens must fit, else the run is refused)")
     p.add_argument("--backend", default=DEFAULTS.backend.name,
                    help="inference backend: hf (transformers), vllm (offline vLLM engine), or openai "
                         "(any OpenAI-compatible server: vLLM, SGLang, llama.cpp, a hosted endpoint)")

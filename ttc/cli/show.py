@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ttc.errors import TTCError, cli_guard, debug_requested
+from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
 
 COLUMNS_HELP = """columns of the problem list:
   level       difficulty level of the problem, 1 (pass@1 >= 0.8) to 5 (pass@1 < 0.2)
@@ -28,7 +28,7 @@ COLUMNS_HELP = """columns of the problem list:
   GFLOPs      the problem's inference FLOPs (prefill, every decode and verifier pass), in 1e9"""
 
 def main(argv: list[str] | None = None, prog: str = "ttc show") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0], epilog=COLUMNS_HELP,
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], epilog=COLUMNS_HELP,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="a run directory (header.json and records)")
     p.add_argument("--problem", default=None, help="show this problem id (in every task/model/sampler that has it)")

@@ -4,14 +4,13 @@ each problem has) and print the table. Exit codes: 0 done, 2 an error (one line 
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ttc.errors import cli_guard, debug_requested
+from ttc.errors import OneLineParser, cli_guard, debug_requested
 
 
 def main(argv: list[str] | None = None, prog: str = "ttc summary") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="a run directory (runs/<run_id>)")
     p.add_argument("--budget", default=None,
                    help="comma-separated budgets k (default: the run's own); a budget above a problem's "

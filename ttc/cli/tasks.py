@@ -6,11 +6,11 @@ Also runnable: ``rg:<family>`` for any reasoning-gym family (``--families`` list
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from tasks import TASKS
 from tasks.custom import GRADERS
+from ttc.errors import OneLineParser
 
 COLUMNS = ("name", "source", "licence", "split", "size")
 
@@ -40,7 +40,7 @@ def format_table(rows: list[dict], columns=COLUMNS) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "ttc tasks") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--long", action="store_true", help="also print each task's description")
     p.add_argument("--families", action="store_true", help="list the reasoning-gym families usable as rg:<family>")
     args = p.parse_args(argv)

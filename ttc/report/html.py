@@ -59,9 +59,17 @@ def _img(src: str, alt: str, ident: str = "") -> str:
     return f'<img{ident} class="figure" alt="{html.escape(alt)}" src="{src}">'
 
 
+def resumed_text(n: int) -> str:
+    """The header's ``resumed`` count, explained: how many times the same command was run again on the run."""
+    if not n:
+        return "0 (written by one run of the command)"
+    return (f"{n} (the same command was run again on this run {n} time{'s' if n != 1 else ''}, after a stop or "
+            "once complete; a resume skips the stored problems, so each was generated and stored once)")
+
+
 def provenance_section(header: dict, run_dir: Path) -> str:
     rows = [("run", header.get("run_id", run_dir.name)), ("created", header.get("created")),
-            ("resumed", header.get("resumed", 0))]
+            ("resumed", resumed_text(header.get("resumed", 0)))]
     git = header.get("git") or {}
     rows.append(("git commit", f"{git.get('commit')}{' (uncommitted changes)' if git.get('dirty') else ''}"))
     rows.append(("FLOPs convention", header.get("flops_convention")))

@@ -8,14 +8,11 @@ uninterrupted run (each problem's sampling seed depends only on the run seed and
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 from samplers import SAMPLERS, configure_sampler, get_sampler
 from tasks import get_task, load_problems
@@ -30,6 +27,7 @@ from ttc.store.records import SCHEMA_VERSION
 from ttc.store.runstore import RunStore
 from ttc.sweep.config import RunConfig
 from ttc.sweep.problem import close_backend, register_model, solve_problem
+from ttc.sweep.progress import SweepProgress, lockstep_units
 from ttc.sweep.rounds import Rounds
 
 BackendFactory = Callable[[str, RunConfig], Backend]
@@ -72,8 +70,8 @@ def validate(config: RunConfig) -> None:
         if not any(get_task(t).takes_data_file for t in config.sweep.tasks):
             raise TTCError("--data-file is read by the hub benchmarks, humaneval, champ and custom:<grader> "
                            "tasks, not by " + ", ".join(config.sweep.tasks))
-    for s in config.sweep.samplers:
-        get_sampler(s)
+    for s in config.sweep.samplers:  # configured here too: a strategy refuses settings it cannot honour
+        configure_sampler(get_sampler(s), config)
     if config.backend.name not in BACKENDS:
         raise TTCError(f"unknown backend {config.backend.name!r}; known: {', '.join(sorted(BACKENDS))}")
     remote = config.backend.name == "openai" and not config.backend.serve
@@ -170,6 +168,8 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
                 planned += items
                 todo += [item for item in items if item[3].id not in done]
     per_model = len(sweep.samplers) * sum(len(p) for p in problems.values())  # problems x samplers of a model
+    if not todo:  # a resume of a finished run: no model, no bar, one line
+        return complete(store, config, len(planned))
 
     if config.cluster.address is not None:  # the same items, handed to backend replicas on a Ray cluster
         from ttc.sweep.cluster import run_on_cluster
@@ -181,8 +181,7 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
         return store
     samplers = {name: configure_sampler(get_sampler(name), config) for name in sweep.samplers}
     factory = backend_factory or (lambda m, c: make_backend(c.backend.name, m, c))
-    bar = tqdm(total=len(todo), desc="problems", unit="problem", disable=not progress, dynamic_ncols=True)
-    tokens, started = 0, time.perf_counter()
+    bar = SweepProgress(len(planned), len(planned) - len(todo), enabled=progress)
     backend = None
     model_of = [None]  # the model being swept, read by the problem threads
 
@@ -196,6 +195,7 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
             items = [item for item in todo if item[0] == model]
             if not items:
                 continue
+            bar.loading()  # closed while the model loads: its loading bars never nest under it
             close_backend(backend)  # free the previous model before loading the next
             backend = None
             backend = factory(model, config)
@@ -208,22 +208,42 @@ def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: 
             model_of[0] = model
             if backend.lockstep and width > 1:
                 everything = [item for item in planned if item[0] == model]
-                stream = in_groups(everything, set(map(item_key, items)), generate, backend, width)
-            elif backend.engine is not None and width > 1:
-                stream = Rounds(engine=backend.engine).run(items, generate, width)
+                pending = set(map(item_key, items))
+                stream = in_groups(everything, pending, generate, backend, width)
+                bar.ready(lockstep_units([item_key(item) in pending for item in everything], width))
             else:
-                stream = in_flight(items, generate, width)
+                if backend.engine is not None and width > 1:
+                    stream = Rounds(engine=backend.engine).run(items, generate, width)
+                else:
+                    stream = in_flight(items, generate, width)
+                bar.ready([(1, 1)] * len(items))  # problems flow through one by one
             for (_, tname, sname, problem), records in stream:
                 store.shard(tname, model, sname).append_problem(records)
                 check_interrupted()
-                tokens += sum(r.generated_tokens for r in records)
-                bar.update(1)
-                bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - started):.0f}", refresh=False)
+                bar.stored(sum(r.generated_tokens for r in records))
     finally:
         bar.close()
         close_backend(backend)
     check_interrupted()
     finish(store, config)
+    return store
+
+
+FINISH_OUTPUTS = ("summary.csv", "per_problem.parquet", "problems.csv", "curve.png", "report.html")
+
+
+def complete(store: RunStore, config: RunConfig, planned: int) -> RunStore:
+    """Every problem of the run is stored: say so in one line, and write the summary and the page again only if
+    one of them is missing or older than the newest record file (the run stopped before its finish, or a
+    crash was cut off on resume); ``ttc summary`` and ``ttc report`` rewrite them on demand."""
+    newest = max((p.stat().st_mtime for p in (store.root / "records").rglob("*") if p.is_file()), default=0.0)
+    current = all((store.root / name).is_file() and (store.root / name).stat().st_mtime >= newest
+                  for name in FINISH_OUTPUTS)
+    if not current:
+        finish(store, config)
+    what = "summary rewritten" if not current else \
+        f"its summary is up to date (ttc summary {store.root} recomputes it)"
+    print(f"run {config.run_id} is complete ({planned}/{planned} problems stored); {what}", file=sys.stderr)
     return store
 
 

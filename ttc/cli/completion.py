@@ -12,7 +12,7 @@ import importlib
 import shlex
 import sys
 
-from ttc.errors import TTCError, cli_guard, debug_requested
+from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
 
 
 class _Captured(Exception):
@@ -80,7 +80,7 @@ def bash_script() -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "ttc completion") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("shell", help="the shell to complete in (bash)")
     args = p.parse_args(argv)
 

@@ -16,11 +16,11 @@ import signal
 import sys
 import time
 
-from ttc.errors import TTCError, cli_guard, debug_requested
+from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
 
 
 def build_parser(prog: str = "ttc serve") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", metavar="MODEL",
                    help="an embedded alias (smollm2-135m), a local Hugging Face checkpoint directory, or a hub id "

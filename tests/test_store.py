@@ -68,10 +68,10 @@ def test_a_problem_stored_twice_is_read_once(tmp_path):
     store_a, store_b = new_store(tmp_path, "a"), new_store(tmp_path, "b")
     store_a.shard("t", "m", "s").append_problem(problem("p"))
     store_b.shard("t", "m", "s").append_problem([rec("p", i, 2, text="other copy") for i in range(2)])
-    df = load_run(store_a.root)
+    df = load_run(store_a.root, texts=True)
     assert len(df) == 2 and df["text"].tolist() == ["answer 0", "answer 1"]  # one whole copy, the first file's
     store_b.compact()
-    df = load_run(store_a.root)
+    df = load_run(store_a.root, texts=True)
     assert len(df) == 2 and len(list((store_a.root / "records" / "t__m__s").glob("*.parquet"))) == 1
 
 
@@ -92,11 +92,11 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    df = load_run(root)
+    df = load_run(root, texts=True)
     assert df.groupby("problem_id").size().eq(4).all()
     assert set(df["problem_id"]) == {p for pids in jobs for p in pids}
     RunStore(root).compact()
-    assert load_run(root).equals(df)
+    assert load_run(root, texts=True).equals(df)
 
 
 def test_own_files_are_compacted_as_they_accumulate(tmp_path, monkeypatch):
@@ -111,7 +111,7 @@ def test_own_files_are_compacted_as_they_accumulate(tmp_path, monkeypatch):
 def test_lone_surrogates_from_a_server_are_stored_as_replacement_characters(tmp_path):
     store = new_store(tmp_path)
     store.shard("t", "m", "s").append_problem([rec("p", 0, 1, text="bad \ud800 text")])
-    assert load_run(store.root)["text"].item() == "bad \ufffd text"
+    assert load_run(store.root, texts=True)["text"].item() == "bad \ufffd text"
 
 
 def test_header_must_be_an_object(tmp_path):
@@ -140,12 +140,12 @@ def test_schema_1_runs_load_in_place_and_convert_on_resume(tmp_path):
     torn = json.dumps(rec("z", 0, 2).to_dict()).encode() + b"\n" + b'{"task": "t", "prob'
     jsonl = write_v1(root, [("a", 2), ("b", 3)], torn)
     before = jsonl.read_bytes()
-    old = load_run(root)
+    old = load_run(root, texts=True)
     assert old["problem_id"].tolist() == ["a", "a", "b", "b", "b"] and (old["verifier_flops"] == 0).all()
     assert jsonl.read_bytes() == before  # reading changes nothing
     store = RunStore.open(tmp_path, "old", {"config_hash": "h", "schema_version": 2})
     assert store.header()["schema_version"] == 2 and store.header()["converted_from"] == 1
-    new = load_run(root)
+    new = load_run(root, texts=True)
     pd.testing.assert_frame_equal(new, old, check_dtype=False)  # answer_strict: all missing, typed as text now
     assert store.shard("t", "m", "s").done() == {"a", "b"}
     kept = root / "samples-v1" / "t__m__s.jsonl"
@@ -307,6 +307,15 @@ def test_write_atomic_names_its_temporary_with_pid_and_host(tmp_path):
     m = TEMPORARY.match(seen[0])
     assert m and m["name"] == "x.csv" and int(m["pid"]) == os.getpid() and m["host"] == host_tag()
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]
+
+
+def test_load_run_leaves_the_texts_out_unless_asked(tmp_path):
+    root, _ = opened(tmp_path)
+    df = load_run(root)
+    assert "text" not in df.columns and {"answer", "correct", "extra", "decode_flops"} <= set(df.columns)
+    assert load_run(root, texts=True)["text"].tolist() == ["answer 0", "answer 1"] * 2
+    assert load_run(root, columns=["problem_id", "text"])["text"].tolist() == ["answer 0", "answer 1"] * 2
+    assert df.equals(load_run(root, texts=True).drop(columns="text"))
 
 
 def test_a_file_given_as_a_run_is_a_read_error_not_a_write_error(tmp_path):

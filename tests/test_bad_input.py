@@ -405,3 +405,22 @@ def test_a_foreign_file_in_a_run_is_refused_and_kept(tmp_path, capsys):
                                        progress=False) and 0) == 2
     assert "results.parquet is not a record file written by ttc" in one_error_line(capsys)
     assert {p: p.read_bytes() for p in store.root.rglob("*") if p.is_file()} == before
+
+
+def test_summary_refuses_a_file_and_a_run_without_records(tmp_path, capsys):
+    from ttc.cli.summary import main as summary
+    from ttc.store.runstore import RunStore
+
+    notes = write(tmp_path / "README.md", "# notes")
+    assert summary([notes]) == 2
+    line = one_error_line(capsys)
+    assert "README.md is not a run directory (it is a file)" in line and "writing" not in line
+    RunStore.open(tmp_path, "empty", {"schema_version": 2, "config_hash": "x", "config": {}})
+    assert summary([str(tmp_path / "empty")]) == 2
+    assert "has no records yet" in one_error_line(capsys)
+    assert not (tmp_path / "empty" / "summary.csv").exists()
+
+
+def test_an_os_error_names_its_file_without_calling_it_a_write(capsys):
+    assert cli_guard(lambda: open("/nonexistent-dir/x.json").read(), sweep=False) == 2
+    assert one_error_line(capsys) == "error: No such file or directory: /nonexistent-dir/x.json\n"

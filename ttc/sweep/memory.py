@@ -120,8 +120,8 @@ def check_memory(config, records_per_problem: int, problems_per_model: int, samp
     free = available_memory() if available is None else available
     if free is None:
         return est
-    what = (f"--sampler {sampler} stores {records_per_problem:,} records per problem (--budget "
-            f"{max(config.sweep.budgets):,}) and keeps a problem's records in memory until it is written whole")
+    what = (f"--sampler {sampler} stores {records_per_problem:,} records per problem and keeps a problem's "
+            f"records in memory until it is written whole")
     fix = f"lower --budget, --concurrency (problems in flight, now {est.in_flight})"
     if est.least > free:
         raise TTCError(f"{what}: {est.describe()} need at least {gib(est.least)} ({RECORD_BYTES:,} bytes a "

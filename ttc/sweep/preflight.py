@@ -28,13 +28,13 @@ from samplers import configure_sampler, get_sampler
 from ttc.errors import TTCError, first_line
 from ttc.sweep.config import RunConfig, StrategyConfig
 from ttc.sweep.memory import check_memory
+from ttc.sweep.problem import THINK_END
 
 # Budget forcing's settings: what no other strategy reads. The end-of-thinking delimiter is also what every
 # strategy's records count tokens of thought by (``thinking_tokens``), with THINK_END when none is given, so
 # only --think-end THINK_END is a no-op without budget forcing.
 THINKING_FLAGS = {"think_budgets": "--think-budget", "think_end": "--think-end", "num_wait": "--num-wait",
                   "answer_prefix": "--answer-prefix", "answer_tokens": "--answer-tokens", "chains": "--chains"}
-THINK_END = "</think>"
 
 
 def preflight(config: RunConfig, tasks: dict, problems: dict, backend_factory=None) -> None:

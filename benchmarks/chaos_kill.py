@@ -46,7 +46,7 @@ def start(out: Path, delay: float) -> subprocess.Popen:
 def stored(run_dir: Path) -> tuple[int, int]:
     """(problems, records) readable in the run now."""
     try:
-        df = load_run(run_dir)
+        df = load_run(run_dir, texts=True)
     except Exception:
         return 0, 0
     return df["problem_id"].nunique(), len(df)
@@ -83,7 +83,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         clean = run_sweep(config(Path(tmp) / "clean"), progress=False,
                           backend_factory=lambda m, c: FakeBackend(scripted()))
-        want = load_run(clean.root).sort_values(KEYS).reset_index(drop=True)
+        want = load_run(clean.root, texts=True).sort_values(KEYS).reset_index(drop=True)
         want_summary = (clean.root / "summary.csv").read_text()
         duration = calibrate(Path(tmp) / "calibration")
         print(f"an uninterrupted start takes {duration:.1f}s here; kills land uniformly in [0, that]")
@@ -108,7 +108,7 @@ def main() -> int:
                       flush=True)
                 if outcome != "killed":
                     break
-            got = load_run(run_dir)
+            got = load_run(run_dir, texts=True)
             same = got.sort_values(KEYS).reset_index(drop=True).equals(want)
             same_summary = (run_dir / "summary.csv").read_text() == want_summary
             dups = int(got.duplicated(KEYS).sum())

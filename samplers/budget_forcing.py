@@ -81,6 +81,8 @@ class BudgetForcing:
                "extra")
     configurable = True
     grades_while_generating = False
+    # the run settings (StrategyConfig fields) it reads: without budget forcing in a sweep they change nothing
+    strategy_fields = ("think_budgets", "think_end", "answer_prefix", "answer_tokens", "num_wait", "chains")
 
     def __init__(self, think_budgets=(32, 64, 128), think_end: str = "", answer_prefix: str = "\n\nFinal answer: ",
                  answer_tokens: int = 16, num_wait: int = 0, chains: int = 4):

@@ -142,7 +142,7 @@ def run_records(run_dir) -> list[dict]:
     """A run's records as plain dicts (missing text as None), in the store's order."""
     from ttc.store.runstore import load_run
 
-    df = load_run(run_dir)
+    df = load_run(run_dir, texts=True)
     return df.astype(object).where(df.notna(), None).to_dict("records")
 
 

@@ -150,3 +150,39 @@ def test_sampled_requests_in_a_batch_draw_from_their_own_seeds(backend):
     assert all(not any(s in c.text for s in "ae") for c in together[1])
     # one request alone is the backend's one-prompt sampling, unchanged
     assert [c.text for c in together[0]] == [c.text for c in backend.sample(backend.encode(MSG), reqs[0].params, 3)]
+
+
+def test_row_chunks_keep_requests_whole_and_split_only_large_ones():
+    from ttc.backends.hf import row_chunks
+
+    assert row_chunks([2, 3], 8) == [[0, 1, 2, 3, 4]]  # one batch: today's path
+    assert row_chunks([3, 3, 3], 4) == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert row_chunks([2, 9, 1], 4) == [[0, 1], [2, 3, 4, 5], [6, 7, 8, 9], [10], [11]]
+    assert row_chunks([], 4) == [[]]
+
+
+def test_a_large_request_decodes_in_bounded_rows_from_one_prefill(backend, monkeypatch):
+    """More than MAX_ROWS samples: every forward pass holds at most MAX_ROWS rows, the prompt is prefilled
+    once, and the samples depend only on the seed (not on what shares the call); a request within the bound
+    decodes exactly as before."""
+    ids = backend.encode(MSG)
+    p = GenParams(temperature=1.0, max_tokens=12, seed=3)
+    small_before = backend.sample(ids, p, n=3)
+    monkeypatch.setattr(hf_module, "MAX_ROWS", 4)
+    shapes = []
+    forward = backend.model.forward
+
+    def spy(*args, **kwargs):
+        shapes.append(tuple(kwargs["input_ids"].shape))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(backend.model, "forward", spy)
+    big = backend.sample(ids, p, n=10)
+    assert len(big) == 10 and max(rows for rows, _ in shapes) <= 4
+    assert [s for s in shapes if s[1] > 1] == [(1, len(ids))]  # one prefill of the prompt
+    assert [c.text for c in backend.sample(ids, p, n=10)] == [c.text for c in big]
+    other = Request(MSG, n=2, params=GenParams(temperature=1.0, max_tokens=12, seed=9))
+    mixed = backend.generate_requests([other, Request(MSG, n=10, params=p)])[1]
+    assert [c.text for c in mixed] == [c.text for c in big]
+    assert len({c.text for c in big}) > 1 and all(1 <= c.generated_tokens <= 12 for c in big)
+    assert [c.text for c in backend.sample(ids, p, n=3)] == [c.text for c in small_before]

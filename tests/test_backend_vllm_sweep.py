@@ -109,7 +109,7 @@ def test_a_vllm_sweep_joins_problems_at_the_same_engine_steps_on_every_run(vllm_
                            sampling=SamplingConfig(max_tokens=16),
                            strategy=StrategyConfig(beam_width=2, max_steps=3, verifier="self-judge"),
                            out=str(out))
-        return load_run(run_sweep(config, backend_factory=factory, progress=False).root)
+        return load_run(run_sweep(config, backend_factory=factory, progress=False).root, texts=True)
 
     first, second = sweep(tmp_path / "a"), sweep(tmp_path / "b")
     assert events[0] == events[1]

@@ -1,6 +1,7 @@
 """Bad input ends in one ``error:`` line and exit 2, before any generation and before the run directory is
 created; interrupts and internal errors have no traceback unless ``--debug`` asks for one."""
 
+import functools
 import os
 import signal
 import subprocess
@@ -217,3 +218,211 @@ def test_early_ctrl_c_exits_130_without_traceback(tmp_path, after):
     err = proc.stderr.read()
     proc.wait(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+
+
+# -- refused before the run directory exists --------------------------------------------------------------
+
+def refused(capsys, argv, out, fragment):
+    """``ttc run argv`` exits 2 with one line holding ``fragment`` and leaves no directory under ``out``."""
+    assert main(argv + ["--out", str(out), "--no-progress"]) == 2
+    line = one_error_line(capsys)
+    assert fragment in line, line
+    assert not out.exists(), sorted(out.rglob("*"))
+    return line
+
+
+def test_backend_refusals_come_before_the_run_directory(tmp_path, capsys, monkeypatch, tiny_model_dir):
+    out = tmp_path / "runs"
+    monkeypatch.delenv("TTC_NO_SUCH_KEY", raising=False)
+    server = ["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", tiny_model_dir]
+    refused(capsys, server + ["--api-key-env", "TTC_NO_SUCH_KEY"], out, "TTC_NO_SUCH_KEY: that environment variable")
+    for _ in range(2):  # the second time too: no run directory was left to resume
+        refused(capsys, server, out, "cannot reach the server at http://127.0.0.1:9/v1")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused(capsys, ["--model", str(empty)], out, "has no config.json")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama",')
+    refused(capsys, ["--model", str(broken)], out, "config.json is not valid JSON")
+    (broken / "config.json").write_text('{"model_type": "no_such_architecture"}')
+    refused(capsys, ["--model", str(broken)], out, "model type `no_such_architecture`")
+    (broken / "config.json").write_text('{"hidden_size": 8}')
+    refused(capsys, ["--model", str(broken), "--backend", "vllm"], out, "names no model_type")
+
+
+def test_a_new_run_that_fails_before_its_first_record_leaves_no_directory(tmp_path, capsys):
+    from conftest import scripted
+
+    from ttc.backends.fake import FakeBackend
+    from ttc.sweep.config import RunConfig, SweepConfig
+    from ttc.sweep.runner import run_sweep
+
+    def cannot_load(model, config):
+        raise TTCError("cannot load model 'org/typo': not found on the hub")
+
+    out = tmp_path / "runs"
+    config = RunConfig(sweep=SweepConfig(budgets=(1, 2), limit=2), out=str(out))
+    assert cli_guard(lambda: run_sweep(config, backend_factory=cannot_load, progress=False) and 0) == 2
+    assert "org/typo" in one_error_line(capsys) and not out.exists()
+    run_sweep(config, backend_factory=lambda m, c: FakeBackend(scripted()), progress=False)
+    before = sorted(p.name for p in (out / config.run_id).iterdir())
+    assert cli_guard(lambda: run_sweep(config, backend_factory=cannot_load, progress=False) and 0) == 0  # all done
+    bigger = RunConfig(sweep=SweepConfig(budgets=(1, 2), limit=3), out=str(out))  # a new run beside a used one
+    assert cli_guard(lambda: run_sweep(bigger, backend_factory=cannot_load, progress=False) and 0) == 2
+    assert sorted(p.name for p in out.iterdir()) == [config.run_id]
+    assert sorted(p.name for p in (out / config.run_id).iterdir()) == before
+
+
+def test_a_budget_that_cannot_fit_in_memory_is_refused_in_seconds(tmp_path, capsys):
+    start = time.monotonic()
+    line = refused(capsys, ["--limit", "1", "--budget", "1000000000", "--max-tokens", "1"], tmp_path / "runs",
+                   "1,000,000,000 records per problem")
+    assert "need at least 931.3 GiB" in line and "free; lower --budget" in line
+    assert time.monotonic() - start < 60
+
+
+def test_ten_thousand_samples_per_problem_run_in_bounded_rows(tmp_path, capsys, tiny_model_dir, monkeypatch):
+    """A research-size budget is not refused where memory allows it, and the transformers backend decodes
+    it 256 rows at a time (it used to repeat the prompt's cache 10,000 times in one batch)."""
+    from transformers import LlamaForCausalLM
+
+    from ttc.store.runstore import load_run
+
+    rows = []
+    forward = LlamaForCausalLM.forward
+
+    @functools.wraps(forward)  # the backend reads forward's signature (the name of its cache argument)
+    def counting(self, *args, **kwargs):
+        rows.append(kwargs["input_ids"].shape[0])
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaForCausalLM, "forward", counting)
+    out = tmp_path / "runs"
+    argv = ["--model", tiny_model_dir, "--dtype", "float32", "--limit", "1", "--budget", "1,100,10000",
+            "--max-tokens", "2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert rows and max(rows) <= 256
+    run = next(out.iterdir())
+    df = load_run(run, columns=["problem_id", "sample_index", "generated_tokens"])
+    assert len(df) == 10_000 and df["sample_index"].tolist() == list(range(10_000))
+    assert df["generated_tokens"].between(1, 2).all()
+    summary = __import__("pandas").read_csv(run / "summary.csv")
+    assert set(summary["budget"]) == {1, 100, 10_000}
+
+
+def test_memory_estimate_both_sides():
+    from ttc.sweep.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig
+    from ttc.sweep.memory import check_memory
+
+    gib = 2**30
+
+    def config(backend="hf", max_tokens=256, concurrency=None, **kw):
+        return RunConfig(sweep=SweepConfig(budgets=(10_000,)), sampling=SamplingConfig(max_tokens=max_tokens),
+                         backend=BackendConfig(name=backend, concurrency=concurrency, **kw))
+
+    # 10,000 samples per problem, 20 problems, on a machine with 16 GiB free: never refused; hf and vllm not
+    # even warned; openai is (16 responses of 10,000 x 256 tokens with log-probabilities may land at once)
+    for backend, kw in (("hf", {}), ("vllm", {}), ("openai", {"base_url": "http://127.0.0.1:9/v1"})):
+        est = check_memory(config(backend, **kw), 10_000, 20, "sample", available=16 * gib)
+        assert (est.most < 16 * gib) == (backend != "openai"), (backend, est)
+    with pytest.raises(TTCError, match="need at least 7.5 GiB"):  # 8 problems in flight x 1e6 records x 1,000 B
+        check_memory(config(), 1_000_000, 20, "sample", available=4 * gib)
+    est = check_memory(config(concurrency=1), 1_000_000, 20, "sample", available=2 * gib)
+    assert est.least < 2 * gib < est.most  # one problem at a time fits, its texts may not: a warning
+
+
+def test_memory_warning_is_one_line(capsys):
+    from ttc.sweep.config import RunConfig, SweepConfig
+    from ttc.sweep.memory import check_memory
+
+    check_memory(RunConfig(sweep=SweepConfig(budgets=(1_000_000,))), 1_000_000, 1, "sample", available=2**31)
+    err = capsys.readouterr().err
+    assert err.startswith("warning: ") and err.count("\n") == 1 and "may need up to" in err
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--think-budget", "8,16"], "--think-budget is read only by --sampler budget_forcing"),
+    (["--num-wait", "2", "--chains", "2"], "--num-wait, --chains are read only by --sampler budget_forcing"),
+    (["--think-end", "</think>"], "counted by </think> already"),
+    (["--sampler", "sample,best_of_n", "--verifier", "oracle", "--answer-tokens", "8"], "(sample, best_of_n)"),
+])
+def test_thinking_flags_that_no_strategy_reads_are_refused(tmp_path, capsys, flags, fragment):
+    refused(capsys, flags, tmp_path / "runs", fragment)
+
+
+def test_thinking_flags_that_a_strategy_reads_pass():
+    from ttc.sweep.config import RunConfig, StrategyConfig, SweepConfig
+    from ttc.sweep.preflight import check_thinking_flags
+
+    for sweep, strategy in [(SweepConfig(samplers=("budget_forcing",)), StrategyConfig(think_budgets=(8,), num_wait=2,
+                                                                                        think_end="</think>")),
+                            (SweepConfig(), StrategyConfig(think_end="<|end_of_thought|>")),  # counts thoughts by it
+                            (SweepConfig(), StrategyConfig(think_budgets=(32, 64, 128)))]:  # the default
+        check_thinking_flags(RunConfig(sweep=sweep, strategy=strategy))
+
+
+def test_chat_template_kwargs_that_the_template_ignores_are_refused(tmp_path, capsys, tiny_model_dir):
+    from conftest import THINK_TEMPLATE, build_tiny_model
+
+    from tasks import get_task, load_problems
+    from ttc.sweep.config import BackendConfig, RunConfig, SweepConfig
+    from ttc.sweep.preflight import check_template_kwargs
+
+    kwargs = '{"enable_thinking": true}'
+    refused(capsys, ["--model", tiny_model_dir, "--chat-template-kwargs", kwargs], tmp_path / "runs",
+            "renders the prompts of chain_sum the same without them")
+    thinking = str(build_tiny_model(tmp_path / "thinking", chat_template=THINK_TEMPLATE))
+    task = get_task("chain_sum")
+    problems = {"chain_sum": load_problems(task, 1, 0)}
+
+    def check(*models):
+        cfg = RunConfig(sweep=SweepConfig(models=models),
+                        backend=BackendConfig(chat_template_kwargs={"enable_thinking": True}))
+        check_template_kwargs(cfg, {"chain_sum": task}, problems)
+
+    check(thinking)
+    assert capsys.readouterr().err == ""
+    check(thinking, tiny_model_dir)  # one model reads them: the other gets a warning line
+    err = capsys.readouterr().err
+    assert err.startswith("warning: ") and err.count("\n") == 1 and tiny_model_dir in err
+
+
+# -- refused before a resume changes anything -------------------------------------------------------------
+
+def test_a_foreign_file_in_a_run_is_refused_and_kept(tmp_path, capsys):
+    import pandas as pd
+    from conftest import scripted
+
+    from ttc.backends.fake import FakeBackend
+    from ttc.sweep.config import RunConfig, SweepConfig
+    from ttc.sweep.runner import run_sweep
+
+    config = RunConfig(sweep=SweepConfig(budgets=(1, 2), limit=2), out=str(tmp_path))
+    store = run_sweep(config, backend_factory=lambda m, c: FakeBackend(scripted()), progress=False)
+    foreign = next((store.root / "records").iterdir()) / "results.parquet"
+    pd.DataFrame({"a": [1, 2]}).to_parquet(foreign)
+    before = {p: p.read_bytes() for p in store.root.rglob("*") if p.is_file()}
+    assert cli_guard(lambda: run_sweep(config, backend_factory=lambda m, c: FakeBackend(scripted()),
+                                       progress=False) and 0) == 2
+    assert "results.parquet is not a record file written by ttc" in one_error_line(capsys)
+    assert {p: p.read_bytes() for p in store.root.rglob("*") if p.is_file()} == before
+
+
+def test_summary_refuses_a_file_and_a_run_without_records(tmp_path, capsys):
+    from ttc.cli.summary import main as summary
+    from ttc.store.runstore import RunStore
+
+    notes = write(tmp_path / "README.md", "# notes")
+    assert summary([notes]) == 2
+    line = one_error_line(capsys)
+    assert "README.md is not a run directory (it is a file)" in line and "writing" not in line
+    RunStore.open(tmp_path, "empty", {"schema_version": 2, "config_hash": "x", "config": {}})
+    assert summary([str(tmp_path / "empty")]) == 2
+    assert "has no records yet" in one_error_line(capsys)
+    assert not (tmp_path / "empty" / "summary.csv").exists()
+
+
+def test_an_os_error_names_its_file_without_calling_it_a_write(capsys):
+    assert cli_guard(lambda: open("/nonexistent-dir/x.json").read(), sweep=False) == 2
+    assert one_error_line(capsys) == "error: No such file or directory: /nonexistent-dir/x.json\n"

@@ -41,12 +41,12 @@ def clean(tmp_path_factory):
     """An uninterrupted run, to compare against."""
     store = run_sweep(config(tmp_path_factory.mktemp("clean")), progress=False,
                       backend_factory=lambda m, c: FakeBackend(scripted()))
-    return load_run(store.root), (store.root / "summary.csv").read_text()
+    return load_run(store.root, texts=True), (store.root / "summary.csv").read_text()
 
 
 def assert_same_as_clean(run_dir: Path, clean) -> None:
     records, summary = clean
-    got = load_run(run_dir)
+    got = load_run(run_dir, texts=True)
     assert not got.duplicated(["task", "model", "sampler", "problem_id", "sample_index"]).any()
     assert got.equals(records)
     assert (run_dir / "summary.csv").read_text() == summary
@@ -104,7 +104,7 @@ def test_disk_full_keeps_what_finished(tmp_path, clean, limit):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, err
     assert err.startswith("error: disk full") and err.count("\n") == 1 and "Traceback" not in err, err
-    kept = load_run(run_dir)
+    kept = load_run(run_dir, texts=True)
     done = set(kept["problem_id"])
     if done:  # what is there is intact: nothing torn, nothing half-written
         assert kept.equals(clean[0][clean[0]["problem_id"].isin(done)].reset_index(drop=True))
@@ -132,7 +132,7 @@ def test_sweep_through_a_faulty_proxy_loses_nothing(tmp_path, tiny_model_dir):
         with FaultProxy(server.url, rate=0.3, seed=1, stall_s=5, script=["500", "reset", "stall", "truncate"]) as proxy:
             faulty = run_sweep(cfg(tmp_path / "faulty"), backend_factory=through(proxy.url), progress=False)
         assert set(proxy.injected) == {"500", "reset", "stall", "truncate"}, proxy.injected
-        assert ordered(load_run(faulty.root)).equals(ordered(load_run(direct.root)))  # problems end in any order
+        assert ordered(load_run(faulty.root, texts=True)).equals(ordered(load_run(direct.root, texts=True)))  # problems end in any order
         assert (faulty.root / "summary.csv").read_text() == (direct.root / "summary.csv").read_text()
     finally:
         server.release.set()

@@ -62,7 +62,7 @@ def slow_fake(delay: float):
 
 def same_run(a, b):
     """Two run directories hold the same records and summary."""
-    da, db = load_run(a), load_run(b)
+    da, db = load_run(a, texts=True), load_run(b, texts=True)
     key = ["task", "model", "sampler", "problem_id", "sample_index"]
     da, db = (d.sort_values(key).reset_index(drop=True) for d in (da, db))
     assert len(da) and da.equals(db)

@@ -42,7 +42,7 @@ def test_demo_sweep_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     run_dir = next(tmp_path.iterdir())
     assert f"run directory: {run_dir}" in out
-    df = load_run(run_dir)
+    df = load_run(run_dir, texts=True)
     assert len(df) == 3 * 4 and df["problem_id"].nunique() == 3
     assert (df["prompt_tokens"] > 10).all() and (df["generated_tokens"] >= 1).all()
     assert (df["generated_tokens"] <= 48).all()

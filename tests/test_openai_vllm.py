@@ -132,7 +132,7 @@ def test_sweep_through_a_faulty_proxy_loses_nothing(server, vllm_tiny_dir, tmp_p
         assert main([*flags, "--base-url", proxy.url, "--out", str(tmp_path / "faulty")]) == 0
     assert set(proxy.injected) == {"500", "reset", "stall", "truncate"}
     assert main([*flags, "--base-url", server.base_url, "--out", str(tmp_path / "direct")]) == 0
-    faulty, direct = load_run(run_dir(tmp_path / "faulty")), load_run(run_dir(tmp_path / "direct"))
+    faulty, direct = (load_run(run_dir(tmp_path / d), texts=True) for d in ("faulty", "direct"))
     keys = ["problem_id", "sample_index"]
     assert len(faulty) == 24 and not faulty.duplicated(keys).any()
     assert faulty[keys].equals(direct[keys])

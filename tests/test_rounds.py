@@ -387,7 +387,7 @@ def test_a_resumed_lockstep_sweep_gives_the_uninterrupted_records(tmp_path, monk
 
     resumed = run_sweep(sweep_config(tmp_path / "b"), backend_factory=factory, progress=False)
     assert backends[0].batches == [3, 1]  # the second group again, whole; then the last
-    a, b = load_run(ref.root), load_run(resumed.root)
+    a, b = load_run(ref.root, texts=True), load_run(resumed.root, texts=True)
     assert a.equals(b)
     assert set(a["text"].str.extract(r"rows=(\d+)")[0].astype(int)) == {3 * 4, 1 * 4}
 
@@ -415,4 +415,4 @@ def test_ctrl_c_in_a_lockstep_sweep_exits_130_and_resumes_to_the_uninterrupted_r
     assert 1 <= load_run(run)["problem_id"].nunique() < 7  # a group's finished problems may be partly stored
     subprocess.run(script + [str(out), "0", "7", "lockstep"], env=env, check=True, timeout=120)
     (ref,) = (tmp_path / "ref").iterdir()
-    assert load_run(ref).equals(load_run(run))
+    assert load_run(ref, texts=True).equals(load_run(run, texts=True))

@@ -93,7 +93,7 @@ def test_resume_after_crash_matches_uninterrupted(tmp_path):
 
     resumed = run_sweep(config(tmp_path / "b"), backend_factory=counting, progress=False)
     assert calls[0].calls == 5  # only the 5 missing problems were generated
-    a, b = load_run(ref.root), load_run(resumed.root)
+    a, b = load_run(ref.root, texts=True), load_run(resumed.root, texts=True)
     assert a.drop(columns=[]).equals(b)
     assert (ref.root / "summary.csv").read_text() == (resumed.root / "summary.csv").read_text()
     assert json.loads((resumed.root / "header.json").read_text())["resumed"] == 1
@@ -149,7 +149,7 @@ def test_kill_9_loses_at_most_the_problem_in_flight(tmp_path):
     resumed = subprocess.run([sys.executable, str(HERE / "sweep_script.py"), str(out), "0"], env=env, timeout=300)
     assert resumed.returncode == 0
     clean = run_sweep(config(tmp_path / "clean"), backend_factory=fake(), progress=False)
-    assert load_run(run_dir).equals(load_run(clean.root))
+    assert load_run(run_dir, texts=True).equals(load_run(clean.root, texts=True))
     assert (run_dir / "summary.csv").read_text() == (clean.root / "summary.csv").read_text()
 
 

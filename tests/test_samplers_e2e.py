@@ -89,7 +89,7 @@ def test_lockstep_groups_change_no_record_where_decoding_ignores_the_batch(tiny_
                     progress=False)
     group = run_sweep(dataclasses.replace(config, out=str(tmp_path / "group")), backend_factory=factory(9),
                       progress=False)
-    a, b = load_run(one.root), load_run(group.root)
+    a, b = load_run(one.root, texts=True), load_run(group.root, texts=True)
     assert a.drop(columns="extra").equals(b.drop(columns="extra"))  # texts, tokens, answers, FLOPs
     for x, y in zip(a["extra"], b["extra"]):  # a search's scores are mean log-probs: equal to rounding
         assert x.keys() == y.keys()

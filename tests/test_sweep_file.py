@@ -131,8 +131,9 @@ def test_flags_on_the_command_line_override_the_file(tmp_path):
 
 def test_several_sweeps_run_one_after_another(tmp_path, fake_hf, capsys):
     models = [tmp_path / "family-small", tmp_path / "family-large"]
-    for m in models:
+    for m in models:  # checkpoint directories as far as the checks before a run look (the backend is scripted)
         m.mkdir()
+        (m / "config.json").write_text('{"model_type": "llama"}')
     out = tmp_path / "runs"
     path = tmp_path / "family.toml"
     path.write_text(f'task = "chain_sum"\nlimit = 2\nbudget = "1,2"\nout = {json.dumps(str(out))}\n\n'
@@ -221,3 +222,12 @@ def test_yaml_files_read_the_same_keys(tmp_path):
     a, b = configs_from_file(path)
     assert a.sweep.models == ("a",) and a.sweep.limit == 2 and a.sweep.budgets == (1, 2)
     assert b.sweep.models == ("b",) and b.sweep.limit == 20
+
+
+def test_a_run_that_fails_before_its_first_record_leaves_no_sweep_file_behind():
+    """The resolved sweep.toml is written when a run opens: the store counts it among what opening writes, so a
+    sweep that fails before its first record still leaves no run directory."""
+    from ttc.store.runstore import OPENING_FILES, SWEEP_FILE
+    from ttc.sweep import sweepfile
+
+    assert sweepfile.SWEEP_FILE == SWEEP_FILE and SWEEP_FILE in OPENING_FILES

@@ -50,13 +50,13 @@ def cli_guard(body: Callable[[], int], debug: bool = False, sweep: bool = True) 
             print(f"error: {e}", file=sys.stderr)
             return 2
         if isinstance(e, OSError):
-            where = f" writing {e.filename}" if e.filename else ""
             if e.errno in DISK_FULL:
+                where = f" writing {e.filename}" if e.filename else ""
                 kept = "; everything finished before it is kept: free space and re-run the same command to " \
                        "resume" if sweep else ""
                 print(f"error: disk full or file size limit reached{where} ({e.strerror}){kept}", file=sys.stderr)
-            else:
-                print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+            else:  # a read or a write: the error says which file, not which of the two
+                print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
             return 2
         flag = "--debug (or TTC_DEBUG=1)" if sweep else "TTC_DEBUG=1"
         print(f"error: internal error ({type(e).__name__}: {str(e)[:200]}); re-run with {flag} for the traceback",

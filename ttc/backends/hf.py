@@ -1,10 +1,12 @@
 """The transformers backend: batched sampling on CPU or GPU with one shared prefill per prompt.
 
-Each prompt is run through the model once into a ``DynamicCache``; the cache is repeated ``n`` times
-along the batch and the ``n`` continuations are decoded together (``num_return_sequences`` would expand
-the prompt before the prefill and read it ``n`` times). Rows that finish are dropped from the cache, so
-the batch shrinks as samples end instead of decoding padding until the longest one stops. Greedy
-decoding reproduces ``model.generate`` token for token (tested).
+Each prompt is run through the model once into a ``DynamicCache``; its row is copied for each of the ``n``
+samples that goes on past its first token and the ``n`` continuations are decoded together
+(``num_return_sequences`` would expand the prompt before the prefill and read it ``n`` times). Rows that
+finish are dropped from the cache, so the batch shrinks as samples end instead of decoding padding until the
+longest one stops. Greedy decoding reproduces ``model.generate`` token for token (tested). At most
+``MAX_ROWS`` samples are decoded at once: a call with more decodes them in consecutive chunks from the one
+prefill, so its memory does not grow with ``n`` (a 10,000-sample budget holds 256 rows, not 10,000).
 
 ``generate_requests`` decodes several requests (different prompts or continuations, each with its own
 ``n``, seed, ``max_tokens``, stop strings and temperature) in one batch: the prompts are prefilled together,
@@ -18,6 +20,7 @@ one problem (a long chain's tail, a search's last paths) share the decoding with
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import torch
@@ -30,6 +33,9 @@ from ttc.store.records import Completion
 
 # Problems whose rounds share one batch (--concurrency); 8 halves the default sweep's time on 2 cores (README).
 DEFAULT_CONCURRENCY = 8
+# Samples decoded at once (the rows of cache and logits a call holds); more are decoded in consecutive chunks.
+# The same bound as a merged round's (ttc.sweep.rounds), so a sweep's batches are never cut differently.
+MAX_ROWS = 256
 
 
 def torch_dtype(dtype: str, device: str) -> torch.dtype:
@@ -159,14 +165,22 @@ class HFBackend(LocalTokenizer):
 
     @torch.inference_mode()
     def sample_batch(self, batch: list[tuple[list[int], Request]]) -> list[list[Completion]]:
-        """Each request's ``n`` continuations of its tokenized prompt, all decoded in one batch.
+        """Each request's ``n`` continuations of its tokenized prompt, decoded in batches of at most
+        ``MAX_ROWS`` samples.
 
-        The prompts are prefilled together (left-padded when their lengths differ) and each prompt's cache
-        row is repeated for its ``n`` samples; a request's rows draw from its own ``torch.Generator``, so
-        one request's samples depend only on its seed, never on what shares the batch. Rows leave the
-        cache when they finish (end of sequence, a stop string of their request, or their request's
-        ``max_tokens``), so a long tail costs only its own tokens. A lone request runs exactly as
-        ``sample`` always has: one unpadded prefill, the cache repeated ``n`` times."""
+        The prompts are prefilled together, once (left-padded when their lengths differ), and each prompt's
+        cache row is copied for each of its samples that goes on past its first token; a request's rows draw
+        from its own ``torch.Generator``, so
+        one request's samples depend only on its seed, never on what shares the batch. Rows leave the cache
+        when they finish (end of sequence, a stop string of their request, or their request's ``max_tokens``),
+        so a long tail costs only its own tokens. A lone request runs exactly as ``sample`` always has: one
+        unpadded prefill, the cache repeated ``n`` times.
+
+        More than ``MAX_ROWS`` samples are decoded one chunk after the other (``row_chunks``: whole requests
+        together, a larger request in chunks of its own), each from a copy of the one prefilled cache, so the
+        memory of a call is bounded whatever ``n`` is (a 10,000-sample request holds 256 rows of cache and
+        logits, not 10,000), the prompt is still read once, and a request's samples still depend only on its
+        seed and ``n``."""
         from transformers import DynamicCache
 
         if any(not ids for ids, _ in batch):
@@ -175,56 +189,72 @@ class HFBackend(LocalTokenizer):
         cache = DynamicCache(config=self.model.config)
         logits, mask, positions = self._prefill([ids for ids, _ in batch], cache)
         owner = [k for k, r in enumerate(reqs) for _ in range(r.n)]  # owner[s]: the request of sample s
-        if len(reqs) == 1:
-            logits = logits.float().expand(reqs[0].n, -1)
-            cache.batch_repeat_interleave(reqs[0].n)
-        else:
-            idx = torch.tensor(owner, device=self.device)
-            cache.batch_select_indices(idx)
-            logits = logits[idx].float()
-            if mask is not None:
-                mask, positions = mask[idx], positions[idx]
         gens = [torch.Generator(device=self.device).manual_seed(r.params.seed) for r in reqs]
+        prompt_lens = [len(ids) for ids, _ in batch]
+        chunks = row_chunks([r.n for r in reqs], MAX_ROWS)
+        out: list[Completion | None] = [None] * len(owner)
+        for i, samples in enumerate(chunks):
+            if not samples:  # requests of n=0
+                continue
+            own = cache if i == len(chunks) - 1 else copy.deepcopy(cache)  # the last chunk takes the cache itself
+            self._decode(own, logits, mask, positions, samples, owner, reqs, gens, prompt_lens, out)
+        return [[out[s] for s in range(len(owner)) if owner[s] == k] for k in range(len(reqs))]
+
+    def _decode(self, cache, logits, mask, positions, samples: list[int], owner: list[int], reqs: list[Request],
+                gens: list, prompt_lens: list[int], out: list) -> None:
+        """Decode ``samples`` (consecutive sample indices) from the prefilled ``cache`` (one row per request,
+        changed in place) and its last ``logits``; each sample's completion goes to ``out[sample]``. The cache
+        is expanded to one row per sample only for the samples that go on after their first token."""
+        first, total = samples[0], len(samples)
+        source = [owner[s] for s in samples]  # the prefill row (request) of each sample
+        if len(reqs) == 1:
+            logits = logits.float().expand(total, -1)
+        else:
+            logits = logits[torch.tensor(source, device=self.device)].float()
         eos = torch.tensor(self.eos_ids, device=self.device)
-        total = len(owner)
-        tokens: list[list[int]] = [[] for _ in range(total)]
+        tokens: list[list[int]] = [[] for _ in range(total)]  # by position in ``samples``
         logps: list[list[float]] = [[] for _ in range(total)]
         finish = ["length"] * total
         texts: list[str | None] = [None] * total
         stops: list[str | None] = [None] * total  # the stop string that ended each sample
-        rows = [s for s in range(total) if reqs[owner[s]].params.max_tokens > 0]  # rows[j]: the sample of row j
+        rows = [j for j in range(total) if reqs[source[j]].params.max_tokens > 0]  # rows[i]: sample of row i
         if len(rows) < total:
-            logits = logits[[s for s in rows]]
-            self._select(cache, rows)
-            if mask is not None:
-                mask, positions = mask[rows], positions[rows]
+            logits = logits[rows]
         want_logprobs = any(r.params.logprobs for r in reqs)
+        expanded = False  # the cache holds one row per request until a sample needs its own
         while rows:
-            nxt = self._draw(logits, [owner[s] for s in rows], reqs, gens)
+            nxt = self._draw(logits, [source[j] for j in rows], reqs, gens)
             chosen = logits.log_softmax(-1).gather(-1, nxt[:, None])[:, 0].tolist() if want_logprobs else None
             done = torch.isin(nxt, eos).tolist()
             nxt_list = nxt.tolist()
             keep = []
-            for j, s in enumerate(rows):
-                params = reqs[owner[s]].params
-                tokens[s].append(nxt_list[j])
+            for i, j in enumerate(rows):
+                params = reqs[source[j]].params
+                tokens[j].append(nxt_list[i])
                 if params.logprobs:
-                    logps[s].append(chosen[j])
-                if done[j]:
-                    finish[s] = "stop"
-                elif params.stop and self._hit_stop(tokens[s], params.stop, texts, s, stops):
-                    finish[s] = "stop"
-                elif len(tokens[s]) < params.max_tokens:
-                    keep.append(j)
+                    logps[j].append(chosen[i])
+                if done[i]:
+                    finish[j] = "stop"
+                elif params.stop and self._hit_stop(tokens[j], params.stop, texts, j, stops):
+                    finish[j] = "stop"
+                elif len(tokens[j]) < params.max_tokens:
+                    keep.append(i)
             if not keep:
                 break
-            if len(keep) < len(rows):
+            if not expanded:  # each sample that goes on gets its prompt's row of the cache (and mask)
+                idx = torch.tensor([source[rows[i]] for i in keep], device=self.device)
+                expanded = True
+            elif len(keep) < len(rows):  # finished samples leave the cache
                 idx = torch.tensor(keep, device=self.device)
+            else:
+                idx = None
+            if idx is not None:
                 cache.batch_select_indices(idx)
-                nxt = nxt[idx]
-                rows = [rows[j] for j in keep]
                 if mask is not None:
                     mask, positions = mask[idx], positions[idx]
+            if len(keep) < len(rows):
+                nxt = nxt[torch.tensor(keep, device=self.device)]
+                rows = [rows[i] for i in keep]
             step = {}
             if mask is not None:  # padded prompts: the mask grows by the new token, positions count real ones
                 mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
@@ -232,12 +262,10 @@ class HFBackend(LocalTokenizer):
                 positions = positions + 1
             logits = self.model(input_ids=nxt[:, None], **{self.cache_arg: cache}, use_cache=True,
                                 **step).logits[:, -1, :].float()
-        out = [self._completion(tokens[s], len(batch[owner[s]][0]), finish[s], texts[s],
-                                logps[s] if reqs[owner[s]].params.logprobs else None, stops[s]) for s in range(total)]
-        return [[out[s] for s in range(total) if owner[s] == k] for k in range(len(reqs))]
-
-    def _select(self, cache, rows: list[int]) -> None:
-        cache.batch_select_indices(torch.tensor(rows, device=self.device))
+        for j in range(total):
+            k = source[j]
+            out[first + j] = self._completion(tokens[j], prompt_lens[k], finish[j], texts[j],
+                                              logps[j] if reqs[k].params.logprobs else None, stops[j])
 
     @staticmethod
     def _draw(logits: torch.Tensor, owners: list[int], reqs: list[Request], gens: list) -> torch.Tensor:
@@ -274,6 +302,29 @@ class HFBackend(LocalTokenizer):
             text = self.tokenizer.decode(toks, skip_special_tokens=True)
         return Completion(text, prompt_len, len(toks), finish, tuple(logps) if logps is not None else None,
                           stop_reason)
+
+
+def row_chunks(sizes: list[int], max_rows: int) -> list[list[int]]:
+    """The samples of requests with ``sizes`` samples each (numbered in request order) in chunks of at most
+    ``max_rows``: whole requests together in order, a request larger than ``max_rows`` in chunks of its own."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    start = 0
+    for n in sizes:
+        if n > max_rows:
+            if current:
+                chunks.append(current)
+                current = []
+            chunks += [list(range(a, min(a + max_rows, start + n))) for a in range(start, start + n, max_rows)]
+        else:
+            if len(current) + n > max_rows:
+                chunks.append(current)
+                current = []
+            current += range(start, start + n)
+        start += n
+    if current or not chunks:
+        chunks.append(current)
+    return chunks
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:

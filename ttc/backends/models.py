@@ -184,6 +184,40 @@ def resolve_model(name: str) -> ModelSource:
     return ModelSource(name, base, {"hub_id": base, "hub_revision": rev}, revision=rev)
 
 
+def check_checkpoint(name: str, known_type: bool = True) -> None:
+    """``TTCError`` unless ``--model`` names a checkpoint whose ``config.json`` can be read, without loading its
+    weights: a local directory's must be a JSON object with a ``model_type``, and with ``known_type`` one that
+    transformers knows (read with ``AutoConfig``, as loading it will; a hub id's config is fetched or read from
+    the cache). The embedded model is checked by ``check_model_name``."""
+    if name in EMBEDDED:
+        return
+    path = Path(name).expanduser()
+    if path.is_dir():
+        cfg = path / "config.json"
+        if not cfg.is_file():
+            raise TTCError(f"--model {name}: the directory has no config.json (not a Hugging Face checkpoint)")
+        try:
+            data = json.loads(cfg.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise TTCError(f"--model {name}: {cfg} is not valid JSON ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
+            raise TTCError(f"--model {name}: {cfg} names no model_type (not a Hugging Face model config)")
+    if not known_type and path.is_dir():
+        return
+    from transformers import AutoConfig
+
+    source = resolve_model(name)
+    try:
+        AutoConfig.from_pretrained(source.path, **source.pretrained_kwargs())
+    except ValueError as e:
+        if not known_type:  # vLLM registers model types of its own
+            return
+        raise TTCError(f"--model {name}: transformers cannot read its config ({str(e).splitlines()[0][:300]})"
+                       ) from None
+    except (OSError, KeyError) as e:
+        raise TTCError(f"--model {name}: its config cannot be read ({str(e).splitlines()[0][:300]})") from None
+
+
 def check_model_name(name: str) -> None:
     """Validate a ``--model`` value without loading or converting anything."""
     if name in EMBEDDED:

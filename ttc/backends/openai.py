@@ -218,17 +218,21 @@ def model_spec(model: str) -> tuple[ModelSpec, dict]:
     return ModelSpec.from_hf_config(cfg), dict(source.identity)
 
 
+def read_api_key(var: str) -> str:
+    """The key in environment variable ``var``; ``TTCError`` if it is unset or empty."""
+    key = os.environ.get(var)
+    if not key:
+        raise TTCError(f"--api-key-env {var}: that environment variable is not set")
+    return key
+
+
 class OpenAIBackend:
     shares_prefill = True
 
     def __init__(self, model: str, base_url: str, api_key_env: str | None = None, timeout: float = 600.0,
                  retries: int = 8, concurrency: int | None = None, served_name: str | None = None,
                  spec: ModelSpec | None = None, backoff: float | None = None, on_close=None, liveness=None):
-        api_key = None
-        if api_key_env:
-            api_key = os.environ.get(api_key_env)
-            if not api_key:
-                raise TTCError(f"--api-key-env {api_key_env}: that environment variable is not set")
+        api_key = read_api_key(api_key_env) if api_key_env else None
         self.client = HTTPClient(base_url, api_key, timeout=timeout, retries=retries, backoff=backoff,
                                  liveness=liveness)
         self.served_name = served_name or model

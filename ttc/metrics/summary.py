@@ -157,6 +157,9 @@ def write_summary(run_dir, strategies: Mapping, budgets: tuple[int, ...] | None 
     the columns ``needed_columns`` names); else the columns needed are read."""
     run_dir = Path(run_dir)
     df = load_metric_records(run_dir, strategies) if records is None else records
+    if records is None and df.empty:
+        raise TTCError(f"{run_dir} has no records yet, so there is nothing to summarize; run (or resume) its "
+                       f"sweep first")
     header = detach_header(df) or read_header(run_dir)
     budgets = tuple(budgets or header.get("config", {}).get("sweep", {}).get("budgets", ()))
     if not budgets:

@@ -20,13 +20,15 @@ from ttc.store.runstore import RunStore
 from ttc.sweep.config import RunConfig
 from ttc.sweep.context import ModelContext
 
+THINK_END = "</think>"  # what tokens of thought are counted by when --think-end is not given
+
 
 def problem_seed(seed: int, task: str, sampler: str, problem_id: str) -> int:
     digest = hashlib.sha256(f"{seed}|{task}|{sampler}|{problem_id}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def thinking_tokens(backend, text: str, think_end: str = "</think>") -> int | None:
+def thinking_tokens(backend, text: str, think_end: str = THINK_END) -> int | None:
     """Tokens of thought in a completion: the text before the end-of-thinking delimiter, counted with the
     backend's tokenizer; None when the text has no delimiter or the backend cannot count tokens."""
     count = getattr(backend, "count_tokens", None)
@@ -36,7 +38,7 @@ def thinking_tokens(backend, text: str, think_end: str = "</think>") -> int | No
 
 
 def make_records(task, problem, sampler_name, model_name, shares_prefill: bool, seed: int,
-                 outputs: list[Output], backend=None, think_end: str = "</think>") -> list[SampleRecord]:
+                 outputs: list[Output], backend=None, think_end: str = THINK_END) -> list[SampleRecord]:
     """The stored records of one problem's outputs: each graded, with its cost and the strategy's fields
     (and its tokens of thought, counted with ``backend``'s tokenizer, where it thought)."""
     records = []
@@ -76,7 +78,7 @@ def solve_problem(backend, task, sampler_name: str, sampler, problem, model: str
         raise TTCError(f"backend failed on {task.name} problem {problem.id} ({type(e).__name__}: {e}); "
                        f"finished problems are saved in {run_dir}, re-run to resume") from e
     return make_records(task, problem, sampler_name, model, ctx.shares_prefill, seed, outputs, backend=backend,
-                        think_end=config.strategy.think_end or "</think>")
+                        think_end=config.strategy.think_end or THINK_END)
 
 
 def close_backend(backend) -> None:

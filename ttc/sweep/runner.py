@@ -24,8 +24,9 @@ from ttc.metrics.summary import needed_columns, write_summary
 from ttc.store.lock import run_lock
 from ttc.store.provenance import git_state, host_info, library_versions
 from ttc.store.records import SCHEMA_VERSION
-from ttc.store.runstore import RunStore
+from ttc.store.runstore import RunStore, discard_unused
 from ttc.sweep.config import RunConfig
+from ttc.sweep.preflight import preflight
 from ttc.sweep.problem import close_backend, register_model, solve_problem
 from ttc.sweep.progress import SweepProgress, lockstep_units
 from ttc.sweep.rounds import Rounds
@@ -135,19 +136,28 @@ def in_groups(items: list, pending: set, fn: Callable, backend, width: int):
 def run_sweep(config: RunConfig, backend_factory: BackendFactory | None = None,
               progress: bool = True) -> RunStore:
     """Run (or resume) the sweep described by ``config``; return its store with summary and curve written.
-    Names and data are checked before the run directory is touched; one process at a time writes a run."""
+    Names, data, memory and the backend are checked before the run directory is touched
+    (``ttc.sweep.preflight``), and a new run that fails before its first record is removed again; one process
+    at a time writes a run."""
     validate(config)
     sweep = config.sweep
     tasks = {name: get_task(name) for name in sweep.tasks}
     problems = {name: load_problems(t, sweep.limit, config.sampling.seed, sweep.data_file)
                 for name, t in tasks.items()}
+    preflight(config, tasks, problems, backend_factory)  # memory, backend, options that change nothing
+    root = Path(config.out) / config.run_id
+    created = [d for d in (Path(config.out), root) if not d.exists()]
     with ExitStack() as joined:
         if config.cluster.address is not None:  # joined before the run directory exists: a refusal writes nothing
             from ttc.sweep.cluster import joined as cluster
 
             joined.enter_context(cluster(config))
-        with run_lock(Path(config.out) / config.run_id):
-            return _sweep(config, backend_factory, progress, tasks, problems)
+        with run_lock(root):
+            try:
+                return _sweep(config, backend_factory, progress, tasks, problems)
+            except BaseException:
+                discard_unused(root, created)  # a run that failed before its first record leaves no directory
+                raise
 
 
 def _sweep(config: RunConfig, backend_factory: BackendFactory | None, progress: bool, tasks: dict,

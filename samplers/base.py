@@ -16,8 +16,8 @@ budget (``evaluate``); nothing downstream generates again. ``docs/strategies.md`
 Capabilities are plain class attributes, read as such (no probing):
 ``configurable`` (has ``configure``), ``grades_while_generating`` (``run`` grades candidates with the
 task, as search and best-of-n do), ``name`` (the ``--sampler`` name), and optionally ``strategy_fields``
-(the budget-forcing settings of ``StrategyConfig`` that ``run`` reads; ``ttc.sweep.preflight`` refuses such a
-setting when no strategy of the sweep reads it).
+(the ``StrategyConfig`` fields that it reads; ``ttc.sweep.preflight`` refuses such a setting, given other than
+its default, when no strategy of the sweep reads it).
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ class BestOfN:
                "decode_flops", "prefill_shared", "verifier_flops", "extra")
     configurable = True
     grades_while_generating = True
+    # the run settings (StrategyConfig fields) it reads: the verifier and, for a PRM, how it splits and aggregates
+    strategy_fields = ("verifier", "prm_agg", "step_delimiter")
 
     def __init__(self, verifier: str = "self-logprob", strategy=None, budgets: tuple[int, ...] = (1, 2, 4, 8, 16)):
         self.verifier_spec = verifier

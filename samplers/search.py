@@ -78,6 +78,8 @@ class _Search:
                "decode_flops", "verifier_flops", "extra")
     configurable = True
     grades_while_generating = True
+    # the run settings (StrategyConfig fields) it reads (beam also reads --lookahead)
+    strategy_fields = ("verifier", "prm_agg", "step_delimiter", "beam_width", "max_steps")
 
     def __init__(self, verifier: str = "self-logprob", strategy=None, budgets: tuple[int, ...] = (1, 2, 4)):
         from ttc.sweep.config import StrategyConfig
@@ -198,6 +200,7 @@ class _Search:
 
 class BeamSearch(_Search):
     name = "beam"
+    strategy_fields = _Search.strategy_fields + ("lookahead",)
 
     def n_final(self, budget: int) -> int:
         return budget

@@ -346,20 +346,27 @@ def test_memory_warning_is_one_line(capsys):
     (["--num-wait", "2", "--chains", "2"], "--num-wait, --chains are read only by --sampler budget_forcing"),
     (["--think-end", "</think>"], "counted by </think> already"),
     (["--sampler", "sample,best_of_n", "--verifier", "oracle", "--answer-tokens", "8"], "(sample, best_of_n)"),
+    (["--verifier", "oracle"], "--verifier is read only by --sampler best_of_n or beam or dvts"),
+    (["--beam-width", "3", "--max-steps", "3"], "--beam-width, --max-steps are read only by --sampler beam or dvts"),
+    (["--sampler", "dvts", "--lookahead", "1"], "--lookahead is read only by --sampler beam, which this sweep (dvts)"),
+    (["--sampler", "best_of_n", "--beam-width", "3", "--num-wait", "1"],
+     "--beam-width (read by beam, dvts), --num-wait (read by budget_forcing) are read only by other strategies"),
 ])
-def test_thinking_flags_that_no_strategy_reads_are_refused(tmp_path, capsys, flags, fragment):
+def test_strategy_flags_that_no_strategy_reads_are_refused(tmp_path, capsys, flags, fragment):
     refused(capsys, flags, tmp_path / "runs", fragment)
 
 
-def test_thinking_flags_that_a_strategy_reads_pass():
+def test_strategy_flags_that_a_strategy_reads_pass():
     from ttc.sweep.config import RunConfig, StrategyConfig, SweepConfig
-    from ttc.sweep.preflight import check_thinking_flags
+    from ttc.sweep.preflight import check_strategy_flags
 
     for sweep, strategy in [(SweepConfig(samplers=("budget_forcing",)), StrategyConfig(think_budgets=(8,), num_wait=2,
                                                                                         think_end="</think>")),
                             (SweepConfig(), StrategyConfig(think_end="<|end_of_thought|>")),  # counts thoughts by it
-                            (SweepConfig(), StrategyConfig(think_budgets=(32, 64, 128)))]:  # the default
-        check_thinking_flags(RunConfig(sweep=sweep, strategy=strategy))
+                            (SweepConfig(), StrategyConfig(think_budgets=(32, 64, 128))),  # the default
+                            (SweepConfig(samplers=("sample", "beam")), StrategyConfig(verifier="oracle", lookahead=1,
+                                                                                       beam_width=2))]:
+        check_strategy_flags(RunConfig(sweep=sweep, strategy=strategy))
 
 
 def test_chat_template_kwargs_that_the_template_ignores_are_refused(tmp_path, capsys, tiny_model_dir):

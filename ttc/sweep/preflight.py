@@ -6,9 +6,9 @@ line naming the input, the reason and the fix:
 
 * memory: the records a problem holds until its one durable write, times the problems in flight, against the
   memory this machine has free (``ttc.sweep.memory``);
-* options that would change the run id and not one record: budget-forcing flags (``--think-budget``,
-  ``--think-end``, ``--num-wait``, ``--answer-prefix``, ``--answer-tokens``, ``--chains``) when no strategy of the
-  sweep reads them, and ``--chat-template-kwargs`` that the chat template renders the same as without them
+* options that would change the run id and not one record: a strategy's flags (``--think-budget``, ``--num-wait``,
+  ``--verifier``, ``--beam-width``, ... : each strategy names the settings it reads in ``strategy_fields``) when no
+  strategy of the sweep reads them, and ``--chat-template-kwargs`` that the chat template renders the same as without them
   (the prompt of each task is rendered both ways; a model whose template reads them and one whose does not in
   one sweep gives a warning line for the other);
 * the backend can start: an OpenAI-compatible server answers (``GET /models``), its key variable is set, its
@@ -24,23 +24,17 @@ from __future__ import annotations
 import json
 import sys
 
-from samplers import configure_sampler, get_sampler
+from samplers import SAMPLERS, configure_sampler, get_sampler
 from ttc.errors import TTCError, first_line
 from ttc.sweep.config import RunConfig, StrategyConfig
 from ttc.sweep.memory import check_memory
 from ttc.sweep.problem import THINK_END
 
-# Budget forcing's settings: what no other strategy reads. The end-of-thinking delimiter is also what every
-# strategy's records count tokens of thought by (``thinking_tokens``), with THINK_END when none is given, so
-# only --think-end THINK_END is a no-op without budget forcing.
-THINKING_FLAGS = {"think_budgets": "--think-budget", "think_end": "--think-end", "num_wait": "--num-wait",
-                  "answer_prefix": "--answer-prefix", "answer_tokens": "--answer-tokens", "chains": "--chains"}
-
 
 def preflight(config: RunConfig, tasks: dict, problems: dict, backend_factory=None) -> None:
     """Refuse (``TTCError``) a sweep that cannot give a meaningful result, before anything is written."""
     check_sweep_memory(config, problems)
-    check_thinking_flags(config)
+    check_strategy_flags(config)
     if backend_factory is not None:
         return
     for model in config.sweep.models:
@@ -58,33 +52,57 @@ def check_sweep_memory(config: RunConfig, problems: dict) -> None:
     check_memory(config, counts[sampler], per_model, sampler)
 
 
-def unread_thinking_flags(config: RunConfig) -> list[str]:
-    """The budget-forcing flags set to other than their defaults that no strategy of the sweep reads."""
+def strategy_flags() -> dict[str, str]:
+    """``StrategyConfig`` field -> its flag, from the one table of the run's options (``ttc.sweep.sweepfile``)."""
+    from ttc.sweep.sweepfile import OPTIONS
+
+    return {o.field.split(".", 1)[1]: f"--{o.key}" for o in OPTIONS if o.field.startswith("strategy.")}
+
+
+def readers_of(field: str) -> tuple[str, ...]:
+    """The strategies (``--sampler`` names) whose ``strategy_fields`` name ``field``."""
+    return tuple(name for name, s in SAMPLERS.items() if field in getattr(s, "strategy_fields", ()))
+
+
+def unread_strategy_flags(config: RunConfig) -> dict[str, tuple[str, ...]]:
+    """The strategy flags set to other than their defaults that no strategy of the sweep reads, each with the
+    strategies that would read it. The end-of-thinking delimiter is also what every strategy's records count
+    tokens of thought by (``thinking_tokens``, THINK_END when none is given): only ``--think-end THINK_END``
+    is a no-op without budget forcing."""
     readers = set()
     for s in config.sweep.samplers:
         readers |= set(getattr(get_sampler(s), "strategy_fields", ()))
     default = StrategyConfig()
-    unread = []
-    for field, flag in THINKING_FLAGS.items():
+    unread = {}
+    for field, flag in strategy_flags().items():
         value = getattr(config.strategy, field)
         if value == getattr(default, field) or field in readers:
             continue
         if field == "think_end" and value != THINK_END:  # every record's thinking_tokens are counted by it
             continue
-        unread.append(flag)
+        unread[flag] = readers_of(field)
     return unread
 
 
-def check_thinking_flags(config: RunConfig) -> None:
-    unread = unread_thinking_flags(config)
+def check_strategy_flags(config: RunConfig) -> None:
+    """Refuse strategy flags that would change the run id and not one record (``unread_strategy_flags``)."""
+    unread = unread_strategy_flags(config)
     if not unread:
         return
     one = len(unread) == 1
     note = f"; every record's tokens of thought are counted by {THINK_END} already" if "--think-end" in unread else ""
-    raise TTCError(f"{', '.join(unread)} {'is' if one else 'are'} read only by --sampler budget_forcing, which this "
-                   f"sweep ({', '.join(config.sweep.samplers)}) does not run{note}: {'it' if one else 'they'} would "
-                   f"change the run id and not one record; drop {'it' if one else 'them'} or add budget_forcing to "
-                   f"--sampler")
+    groups = set(unread.values())
+    if len(groups) == 1:
+        (who,) = groups
+        what = f"{', '.join(unread)} {'is' if one else 'are'} read only by --sampler {' or '.join(who)}"
+        fix = f"add {' or '.join(who)} to --sampler"
+    else:
+        what = (", ".join(f"{flag} (read by {', '.join(who)})" for flag, who in unread.items())
+                + " are read only by other strategies")
+        fix = "add the strategies that read them to --sampler"
+    raise TTCError(f"{what}, which this sweep ({', '.join(config.sweep.samplers)}) does not run{note}: "
+                   f"{'it' if one else 'they'} would change the run id and not one record; drop "
+                   f"{'it' if one else 'them'} or {fix}")
 
 
 def check_backend(config: RunConfig, model: str) -> None:

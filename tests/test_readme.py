@@ -14,6 +14,11 @@ that says so, so a command added to the README needs a way to be checked. The ru
   is parsed and checked only, never run: this machine has neither.
 * install lines (``pip install -e '.[vllm]'``, the embedded model's wheel, ``. .venv/bin/activate``) are
   checked against pyproject.toml and the Makefile, which CI's installs run.
+* ``ray start --head`` and ``ray start --address ...``: run by ``tests/test_cluster_local.py``, which starts a
+  head node and a worker node that way (``test_several_nodes_token_auth_shipped_code_and_a_lost_node``).
+* Run directories are written ``runs/<name>``: the commands that read a run get a run made here with the fake
+  backend; ``ttc run --config runs/<run_id>/sweep.toml`` gets that run's own sweep file and must find the run
+  complete (it reproduces the run id).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
-PLACEHOLDER = "runs/<run_id>"
+PLACEHOLDER = re.compile(r"runs/<\w+>")
 NEEDS_GPU_OR_HUB = re.compile(r"--backend (vllm|openai)|--serve|--ray|\b(Qwen|deepseek-ai|meta-llama)/")
 
 
@@ -100,10 +105,14 @@ def rule(command: str) -> str | None:
         return "local-make" if target in LOCAL_MAKE and target in makefile_targets() else None
     if command in INSTALL:
         return "install"
+    if re.fullmatch(r"ray start (--head|--address \S+)", command):
+        return "ray-start"
     argv = ttc_argv(command)
     if argv is not None:
         if argv[-1:] == ["--help"]:
             return "help"
+        if argv[0] == "run" and "--config" in argv:
+            return "run-config"
         if argv[0] == "run":
             return "parse-only" if NEEDS_GPU_OR_HUB.search(command) else "run-small"
         return "run-on-fake"
@@ -170,40 +179,57 @@ def test_every_sweep_shown_parses_and_validates(command):
             validate(config)
 
 
-@pytest.fixture(scope="module")
-def fake_run(tmp_path_factory):
+def make_fake_run(out: Path, temperature: float) -> Path:
     from conftest import scripted
 
     from ttc.backends.fake import FakeBackend
-    from ttc.sweep.config import RunConfig, SweepConfig
+    from ttc.sweep.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig
     from ttc.sweep.runner import run_sweep
 
-    out = tmp_path_factory.mktemp("runs")
+    # the dtype as `ttc run` resolves it, so that the run's sweep.toml reproduces its id
     config = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=("smollm2-135m",), budgets=(1, 2, 4),
-                                         limit=24), out=str(out))  # --policy bins 5 levels in two halves
-    store = run_sweep(config, backend_factory=lambda m, c: FakeBackend(scripted()), progress=False)
-    return store.root
+                                         limit=24),  # --policy bins 5 levels in two halves
+                       sampling=SamplingConfig(temperature=temperature), backend=BackendConfig(dtype="float32"), out=str(out))
+    return run_sweep(config, backend_factory=lambda m, c: FakeBackend(scripted()), progress=False).root
 
 
-def on_fake(command: str, run_dir: Path, tmp_path: Path) -> list[str]:
-    argv = [str(run_dir) if w == PLACEHOLDER else w for w in ttc_argv(command)]
+@pytest.fixture(scope="module")
+def fake_run(tmp_path_factory):
+    from ttc.sweep.config import SamplingConfig
+
+    return make_fake_run(tmp_path_factory.mktemp("runs"), temperature=SamplingConfig().temperature)
+
+
+@pytest.fixture(scope="module")
+def other_fake_run(tmp_path_factory):
+    """A second run of the same problems (another temperature), for ``ttc compare``."""
+    from ttc.sweep.config import SamplingConfig
+
+    return make_fake_run(tmp_path_factory.mktemp("runs"), temperature=SamplingConfig().temperature / 2)
+
+
+def on_fake(command: str, run_dir: Path, tmp_path: Path, other: Path | None = None) -> list[str]:
+    """The command's argv with its run placeholders replaced: ``runs/<run_b>`` by ``other``, the rest by
+    ``run_dir``."""
+    argv = [w.replace("runs/<run_b>", str(other)) if other is not None else w for w in ttc_argv(command)]
+    argv = [PLACEHOLDER.sub(str(run_dir), w) for w in argv]
     if "--out" in argv:
         argv[argv.index("--out") + 1] = str(tmp_path / "out")
     return argv
 
 
 @pytest.mark.parametrize("command", [c for c in commands() if rule(c) == "run-on-fake"])
-def test_every_command_on_a_run_runs(command, fake_run, tmp_path, capsys):
+def test_every_command_on_a_run_runs(command, fake_run, other_fake_run, tmp_path, capsys):
     from ttc.cli import main
 
-    assert main(on_fake(command, fake_run, tmp_path)) == 0, capsys.readouterr().err
+    assert main(on_fake(command, fake_run, tmp_path, other_fake_run)) == 0, capsys.readouterr().err
 
 
 def test_the_readme_python_runs(fake_run):
     blocks = re.findall(r"^```python\n(.*?)^```", README, re.S | re.M)
     assert blocks
     for code in blocks:
-        exec(compile(code.replace(PLACEHOLDER, str(fake_run)), "README.md", "exec"), {})
+        exec(compile(PLACEHOLDER.sub(str(fake_run), code), "README.md", "exec"), {})
 
 
 SMALL = ["--limit", "1", "--budget", "1,2", "--max-tokens", "24", "--no-progress"]
@@ -254,3 +280,17 @@ def test_demo_table_writes_the_readme_block(fake_run, tmp_path, capsys):
     new = copy.read_text()
     head, tail = README.split(demo_table.BEGIN)[0], README.split(demo_table.END)[1]
     assert new.startswith(head) and new.endswith(tail) and printed.strip() in new
+
+
+@pytest.mark.parametrize("command", [c for c in commands() if rule(c) == "run-config"])
+def test_a_sweep_file_shown_reproduces_its_run(command, fake_run, tmp_path, capsys):
+    """A run's own sweep.toml names its run: ``ttc run --config`` finds it complete and generates nothing."""
+    from ttc.cli import main
+
+    assert main(on_fake(command, fake_run, tmp_path)) == 0
+    assert f"run {fake_run.name} is complete" in capsys.readouterr().err
+
+
+def test_ray_start_lines_are_what_the_node_test_runs():
+    source = (ROOT / "tests" / "test_cluster_local.py").read_text()
+    assert '"start", "--block", *args' in source and '["--head"' in source and '["--address"' in source

@@ -95,7 +95,8 @@ def test_the_resolved_file_gives_back_the_config_and_its_run_id(tmp_path, argv):
 def test_a_run_writes_its_sweep_file_and_the_file_reproduces_it(tmp_path, fake_hf, capsys):
     out = tmp_path / "runs"
     argv = ["--task", "chain_sum", "--limit", "3", "--budget", "1,2", "--temperature", "0.5", "--seed", "4",
-            "--step-delimiter", "\\n", "--out", str(out), "--no-progress"]
+            "--sampler", "sample,best_of_n", "--verifier", "oracle", "--step-delimiter", "\\n",  # read by best_of_n
+            "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     run_dir = run_dir_of(capsys.readouterr().out)
     generated = len(fake_hf)

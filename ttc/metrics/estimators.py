@@ -56,7 +56,7 @@ def pass_at_k_array(n, c, k: int) -> np.ndarray:
     terms[above] = np.log1p(-k / j[above])
     cum = np.concatenate([[0.0], np.cumsum(terms)])
     lo = np.clip(np.maximum(n - c, k), 0, top)
-    out = np.where(n - c < k, 1.0, -np.expm1(cum[n.clip(0, top)] - cum[lo]))
+    out = np.where(n - c < k, 1.0, 0.0 - np.expm1(cum[n.clip(0, top)] - cum[lo]))  # 0.0 -: never -0.0
     return np.where(k > n, np.nan, out)
 
 

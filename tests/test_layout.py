@@ -143,7 +143,7 @@ def test_ttc_help_lists_every_verb():
         assert f"  {verb}" in r.stdout and text in r.stdout
 
 
-@pytest.mark.parametrize("verb", ["run", "tasks", "summary", "show", "report", "fit", "plot", "import"])
+@pytest.mark.parametrize("verb", ["run", "tasks", "summary", "show", "report", "fit", "plot", "import", "rescore"])
 def test_every_verb_has_complete_help(verb):
     """Every flag of a verb has a help text in ``ttc <verb> --help``."""
     import argparse

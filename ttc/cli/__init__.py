@@ -22,6 +22,7 @@ VERBS = {
     "fit": ("ttc.cli.analysis", "fit_main", "fit curves with CIs and price them in pretraining compute"),
     "plot": ("ttc.cli.analysis", "plot_main", "draw the exchange and frontier figures of runs"),
     "import": ("ttc.cli.importers", "main", "turn another harness's sample log (lm-eval, inspect) into a run"),
+    "rescore": ("ttc.cli.rescore", "main", "grade a run's or a log's texts with a ttc task, as a new run"),
 }
 
 

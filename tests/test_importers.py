@@ -378,3 +378,77 @@ def test_the_imported_strategy_never_runs():
 
     with pytest.raises(TTCError, match="only evaluates records that `ttc import` brought in"):
         get_sampler("imported")
+
+
+def tree_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(path)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_rescore_a_ttc_run_after_its_grader_changes(tmp_path, capsys, monkeypatch):
+    from conftest import scripted
+
+    from tasks.rg import ReasoningGymTask
+    from ttc.backends.fake import FakeBackend
+    from ttc.cli.rescore import main as rescore_main
+    from ttc.sweep.config import RunConfig, SweepConfig
+    from ttc.sweep.runner import run_sweep
+
+    cfg = RunConfig(sweep=SweepConfig(tasks=("chain_sum",), models=("smollm2-135m",), budgets=(1, 2, 4), limit=6),
+                    out=str(tmp_path / "runs"))
+    source = run_sweep(cfg, backend_factory=lambda m, c: FakeBackend(scripted()), progress=False).root
+    before = tree_digest(source)
+    assert rescore_main([str(source), "--task", "chain_sum"]) == 0
+    same = Path(capsys.readouterr().out.split("-> ")[1].strip())
+    cols = ["sampler", "problem_id", "sample_index", "text", "answer", "correct", "decode_flops", "finish_reason"]
+    pd.testing.assert_frame_equal(load_run(same)[cols], load_run(source)[cols])  # the grader has not changed
+    # a grader that changed: every extracted answer is right now
+    monkeypatch.setattr(ReasoningGymTask, "grade", lambda self, answer, problem: answer is not None)
+    assert rescore_main([str(source), "--task", "chain_sum", "--out", str(tmp_path / "again")]) == 0
+    changed = Path(capsys.readouterr().out.split("-> ")[1].strip())
+    df, old = load_run(changed), load_run(source)
+    assert changed.parent == tmp_path / "again" and changed.name != source.name
+    assert df["correct"].tolist() == df["answer"].notna().tolist() != old["correct"].tolist()
+    assert [e["source"]["correct"] for e in df["extra"]] == old["correct"].tolist()
+    header = json.loads((changed / "header.json").read_text())
+    assert header["rescored_from"]["run_id"] == source.name and header["rescored_from"]["task"] == ["chain_sum"]
+    assert pd.read_csv(changed / "summary.csv").shape == pd.read_csv(source / "summary.csv").shape
+    assert tree_digest(source) == before  # the source is never modified
+
+
+def test_rescore_a_schema_1_run_keeps_its_labels(tmp_path, capsys):
+    import shutil
+
+    from ttc.cli.rescore import main as rescore_main
+
+    fixture = Path(__file__).parent / "data" / "schema1-run"
+    source = tmp_path / fixture.name
+    shutil.copytree(fixture, source)
+    before = tree_digest(source)
+    assert rescore_main([str(source), "--task", "chain_sum"]) == 0
+    new = Path(capsys.readouterr().out.split("-> ")[1].strip())
+    df, old = load_run(new), load_run(source)
+    assert set(df["sampler"]) == {"sample", "best_of_n"} and len(df) == len(old)
+    assert df["answer"].equals(old["answer"]) and df["correct"].tolist() == old["correct"].tolist()
+    assert tree_digest(source) == before and (source / "samples").is_dir()  # read in place, not converted
+
+
+def test_rescore_refuses_what_it_cannot_grade(tmp_path, capsys):
+    from ttc.cli.rescore import main as rescore_main
+
+    src = write_lm_eval(tmp_path / "lm")
+    # chain_sum's scorer needs its own problems' data, and no id of this log is one of them
+    assert rescore_main([str(src), "--task", "chain_sum", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "task 'chain_sum' grades with its own problems' data" in err and "custom:<grader>" in err
+    assert not any((tmp_path / "runs").iterdir())
+    assert rescore_main([str(tmp_path / "nope"), "--task", "chain_sum"]) == 2
+    assert rescore_main([str(src), "--task", "custom:exact", "--out", str(tmp_path / "runs")]) == 0
+    run = Path(capsys.readouterr().out.split("-> ")[1].strip())
+    df = load_run(run)
+    assert set(df["sampler"]) == {"sample"} and len(df) == 8  # each completion once, not once per filter

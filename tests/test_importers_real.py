@@ -321,3 +321,45 @@ def test_a_real_errored_inspect_log_is_refused_unless_allowed(inspect_logs, tmp_
     assert errors["status"] == "error" and errors["samples_with_error"] == 1
     assert "the tool server went away" in errors["eval_error"]
     assert not math.isnan(summary_at(run)[("imported:match", "mean@k", 1)])
+
+
+CASES = [  # (prediction, target, options of exact_match)
+    ("84.", "84", {"regexes_to_ignore": ["\\.$"]}), ("84.", "84", {}), ("$1,000", "1000", {"regexes_to_ignore":
+                                                                                              [",", "\\$"]}),
+    ("The answer is 7", "7", {"regexes_to_ignore": ["(?s).*answer is "]}), ("ABC", "abc", {"ignore_case": True}),
+    ("a-b!", "ab", {"ignore_punctuation": True}), ("-4", "4", {"ignore_punctuation": True}),
+    ("x12", "x", {"ignore_numbers": True}), (" 7", "7", {}), ("7 ", "7", {}), ("[invalid]", "7", {}),
+    ("Ünïcode.", "ünïcode", {"ignore_case": True, "regexes_to_ignore": ["\\.$"]}),
+]
+FILTER_CASES = [  # (regex step, text)
+    ({"regex_pattern": "(-?[$0-9.,]{2,})|(-?[0-9]+)", "group_select": -1}, "so 3 + 4 = 7, then 11."),
+    ({"regex_pattern": "(-?[$0-9.,]{2,})|(-?[0-9]+)", "group_select": -1}, "no digits"),
+    ({"regex_pattern": "#### (\\-?[0-9\\.\\,]+)"}, "work\n#### 1,234"),
+    ({"regex_pattern": "\\\\boxed\\{([^{}]*)\\}", "group_select": -1}, "\\boxed{3} and \\boxed{ 5 }"),
+    ({"regex_pattern": "(a)|(b)", "group_select": 0, "fallback": "none"}, "b"),
+]
+
+
+@pytest.mark.slow
+@needs_lm_eval
+def test_exact_match_and_filters_are_lm_evals_own(tmp_path):
+    """ttc's re-implementation against lm-eval's functions themselves, case by case."""
+    from ttc.importers.lm_eval_filters import ExactMatch, apply
+
+    script = tmp_path / "cases.py"
+    script.write_text(
+        "import json, sys\n"
+        "from lm_eval.api.metrics import exact_match_hf_evaluate\n"
+        "from lm_eval.filters.extraction import RegexFilter\n"
+        "cases, filters = json.load(open(sys.argv[1]))\n"
+        "em = [float(exact_match_hf_evaluate([p], [t], **o)['exact_match']) for p, t, o in cases]\n"
+        "fl = [RegexFilter(**s).apply([[t]], None)[0][0] for s, t in filters]\n"
+        "print(json.dumps([em, fl]))\n")
+    (tmp_path / "cases.json").write_text(json.dumps([CASES, FILTER_CASES]))
+    r = subprocess.run([str(HARNESS / "python"), str(script), str(tmp_path / "cases.json")], capture_output=True,
+                       text=True, env=harness_env(), timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    em, fl = json.loads(r.stdout.strip().splitlines()[-1])
+    mine = [float(ExactMatch.from_metric({"metric": "exact_match", **o})(p, t)) for p, t, o in CASES]
+    assert mine == em
+    assert [apply(({"function": "regex", **s},), t) for s, t in FILTER_CASES] == fl

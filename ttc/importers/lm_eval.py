@@ -178,9 +178,10 @@ class _Reader:
             return None
         fallback = p.fallback()
         target = x["target"]
-        correct = [self.em(a, target) if self.grade else False for a in raw]
+        right = self.em.grader(target)
+        correct = [right(a) if self.grade else False for a in raw]
         mine = (sum(correct) / len(correct) if correct else 0.0) if p.reduce == "none" else \
-            float(self.em(reduce_answers(p, raw), target)) if raw else 0.0
+            float(right(reduce_answers(p, raw))) if raw else 0.0
         logged = x.get("exact_match")
         if self.grade and isinstance(logged, (int, float)) and abs(float(logged) - mine) > 1e-9:
             self.disagree[fname] = self.disagree.get(fname, 0) + 1

@@ -137,9 +137,12 @@ class ExactMatch:
         return cls(tuple(map(str, regexes)), bool(cfg.get("ignore_case")), bool(cfg.get("ignore_punctuation")),
                    bool(cfg.get("ignore_numbers")))
 
+    def __post_init__(self):
+        object.__setattr__(self, "_ignore", tuple(re.compile(r) for r in self.regexes_to_ignore))
+
     def normalize(self, text: str) -> str:
-        for r in self.regexes_to_ignore:
-            text = re.sub(r, "", text)
+        for r in self._ignore:
+            text = r.sub("", text)
         if self.ignore_case:
             text = text.lower()
         if self.ignore_punctuation:
@@ -150,9 +153,12 @@ class ExactMatch:
 
     def __call__(self, prediction: str, target) -> bool:
         """lm-eval's score of one prediction: a list target (``multiple_target``) matches any of its items."""
-        golds = target if isinstance(target, list) else [target]
-        p = self.normalize(str(prediction))
-        return any(p == self.normalize(str(g)) for g in golds)
+        return self.grader(target)(prediction)
+
+    def grader(self, target):
+        """``prediction -> bool`` for one target, its normalised form computed once (a document's k answers)."""
+        golds = {self.normalize(str(g)) for g in (target if isinstance(target, list) else [target])}
+        return lambda prediction: self.normalize(str(prediction)) in golds
 
     def describe(self) -> str:
         opts = [f"{k}={getattr(self, k)!r}" for k in EXACT_MATCH_OPTIONS if getattr(self, k)]

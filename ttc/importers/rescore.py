@@ -117,7 +117,7 @@ def rescore_log(imp: Imported, grader: Grader, out: Path, options: dict, model: 
     imp.problems = _regraded(imp.problems, grader, RESCORED_LABEL)
     imp.reported = []
     imp.fmt = f"rescore-{imp.fmt}"
-    imp.assumptions = [a for a in imp.assumptions if not a.startswith("answers")]
+    imp.assumptions = [a for a in imp.assumptions if not a.startswith(("answers", "answer_strict"))]
     digest = hashlib.sha256(json.dumps([imp.digest, options, _stamp()], sort_keys=True).encode()).hexdigest()
 
     root, _ = write_run(imp, out, digest, model=model, model_config=model_config, tokenizer=tokenizer,
@@ -198,7 +198,7 @@ def rescore_run(source: Path, grader: Grader, out: Path) -> Path:
     if imported:  # every label holds the same completions: re-score them once
         keep = src.get("texts_label") or shards[0][0]
         shards = [s for s in shards if s[0] == keep][:1] or shards[:1]
-    run_id = f"{slug(header.get('run_id', source.name), 60)}-rescore-{slug(grader.task.name, 30)}-{_stamp()[:15]}"
+    run_id = f"{slug(header.get('run_id', source.name), 60)}-rescore-{slug(grader.task.name, 30)}-{_stamp()[:18]}"
     tmp_id = f".{run_id}.rescoring-{os.getpid()}"
     new_header = {**{k: v for k, v in header.items() if k not in ("resumed", "cluster", "summary")},
                   "schema_version": SCHEMA_VERSION, "run_id": run_id,

@@ -183,6 +183,23 @@ def test_without_token_counts_flops_are_unknown_not_zero(tmp_path, capsys):
     assert (run / "curve.png").stat().st_size > 0
 
 
+def test_a_huge_import_leaves_the_page_to_ttc_report(tmp_path, capsys, monkeypatch):
+    from ttc.importers import write
+
+    monkeypatch.setattr(write, "REPORT_MAX_RECORDS", 4)
+    src = write_lm_eval(tmp_path / "lm")
+    assert import_main(["lm-eval", str(src), "--out", str(tmp_path / "runs")]) == 0
+    captured = capsys.readouterr()
+    run = Path(captured.out.split("-> ")[1].split()[0])
+    assert f"note: report.html not written for 24 records (over 4); `ttc report {run}` draws it" in captured.err
+    assert (run / "summary.csv").exists() and not (run / "report.html").exists()
+    assert import_main(["lm-eval", str(src), "--out", str(tmp_path / "bare"), "--no-summary"]) == 0
+    captured = capsys.readouterr()
+    bare = Path(captured.out.split("-> ")[1].split()[0])
+    assert "no summary.csv yet" in captured.out and not (bare / "summary.csv").exists()
+    assert len(load_run(bare)) == 24
+
+
 def test_curve_without_flops_plots_samples_per_problem(recwarn):
     from ttc.report.curve import plot_curve
 

@@ -84,6 +84,9 @@ def build_parser(prog: str = "ttc import") -> argparse.ArgumentParser:
                         "imported:<filter>)")
     p.add_argument("--scorer", default=None, help="inspect: the scorer that decides `correct` (default: the "
                                                   "first; every scorer's value is kept in extra)")
+    p.add_argument("--no-summary", action="store_true",
+                   help="write the records and the header only (a huge log: `ttc summary RUN` and `ttc report RUN` "
+                        "then write the numbers and the page)")
     add_source_flags(p)
     return p
 
@@ -123,6 +126,9 @@ def compare_rows(run_dir: Path) -> list[tuple[str, str, float, str, float | None
 
 
 def print_comparison(run_dir: Path) -> None:
+    if not (run_dir / "summary.csv").exists():
+        print(f"  no summary.csv yet: `ttc summary {run_dir}` writes it")
+        return
     rows = compare_rows(run_dir)
     if not rows:
         return
@@ -145,7 +151,7 @@ def _import(args) -> int:
     for imp in runs:
         digest = hashlib.sha256(json.dumps([imp.digest, opts], sort_keys=True).encode()).hexdigest()
         root, written = write_run(imp, Path(args.out), digest, model=args.model, model_config=args.model_config,
-                                  tokenizer=args.tokenizer)
+                                  tokenizer=args.tokenizer, summarize=not args.no_summary)
         header = read_header(root)
         print(f"{imp.task}: {header.get('config', {}).get('sweep', {}).get('limit')} problems -> {root}"
               + ("" if written else " (already imported: nothing rewritten)"))

@@ -184,10 +184,10 @@ def _shards(root: Path, header: dict) -> list[tuple[str, Path | None, object]]:
 
 def rescore_run(source: Path, grader: Grader, out: Path) -> Path:
     """A run directory's records re-extracted and re-graded by ``grader``, as a new run beside it."""
+    from ttc.importers.write import finish_lean
     from ttc.store.runstore import ARROW_SCHEMA, COLUMNS, RunStore, read_header, records_table, shard_name
     from ttc.store.stream import ShardWriter
     from ttc.sweep.config import RunConfig
-    from ttc.sweep.runner import finish
 
     header = read_header(source)
     src = header.get("source") or {}
@@ -255,7 +255,7 @@ def rescore_run(source: Path, grader: Grader, out: Path) -> Path:
                             assumptions=list(header.get("assumptions") or []) + grader.notes()
                             + [f"re-scored from {source}: answers extracted and graded by ttc task "
                                f"{grader.task.name!r}; the source's answer and correctness are in extra['source']"])
-        finish(store, config)
+        finish_lean(store.root, config, shown=out / run_id)
         os.replace(store.root, out / run_id)
     except BaseException:
         shutil.rmtree(out / tmp_id, ignore_errors=True)

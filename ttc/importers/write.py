@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +29,9 @@ from ttc.store.records import SCHEMA_VERSION, SampleRecord
 from ttc.sweep.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig
 
 FLOPS_UNKNOWN = "FLOPs: unknown"
+# report.html holds every problem's row: above this many records the import leaves it to `ttc report`, whose
+# page of a 1M-record run is 20 MB and took 1.2 GB to draw (the records, summary and curve are written)
+REPORT_MAX_RECORDS = 1_000_000
 
 
 def run_id_for(imp: Imported, digest: str, model: str | None = None) -> str:
@@ -47,13 +51,16 @@ def _existing(out: Path, run_id: str, digest: str) -> Path | None:
 
 
 def write_run(imp: Imported, out: Path, digest: str, model: str | None = None, model_config: str | None = None,
-              tokenizer: str | None = None, more_assumptions: Callable[[], list[str]] | None = None
-              ) -> tuple[Path, bool]:
+              tokenizer: str | None = None, more_assumptions: Callable[[], list[str]] | None = None,
+              summarize: bool = True) -> tuple[Path, bool]:
     """Write ``imp`` as ``out/<run_id>/``; return ``(run directory, whether it was written now)``.
-    ``more_assumptions`` gives lines for the header that are known once the problems are read."""
+    ``more_assumptions`` gives lines for the header that are known once the problems are read; without
+    ``summarize`` only the records and the header are written (``ttc summary`` and ``ttc report`` do the rest)."""
     out = Path(out)
     model = model or imp.model
     run_id = run_id_for(imp, digest, model)
+    from ttc.store.runstore import read_header
+
     found = _existing(out, run_id, digest)
     if found is not None:
         return found, False
@@ -65,6 +72,8 @@ def write_run(imp: Imported, out: Path, digest: str, model: str | None = None, m
     try:
         root = _write(imp, out, tmp_id, run_id, digest, model, spec, cfg_path, model_config, tokenizer,
                       more_assumptions)
+        if summarize:
+            finish_lean(root, RunConfig.from_dict(read_header(root)["config"]), shown=out / run_id)
         os.replace(root, out / run_id)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # ours, half written: a refusal leaves no run directory
@@ -110,7 +119,6 @@ def _write(imp: Imported, out: Path, tmp_id: str, run_id: str, digest: str, mode
            model_config, tokenizer, more_assumptions) -> Path:
     from ttc.store.runstore import ARROW_SCHEMA, RunStore, records_table, shard_name
     from ttc.store.stream import ShardWriter
-    from ttc.sweep.runner import finish
 
     header = {"schema_version": SCHEMA_VERSION, "run_id": run_id, "config_hash": digest,
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git": git_state(),
@@ -200,5 +208,37 @@ def _write(imp: Imported, out: Path, tmp_id: str, run_id: str, digest: str, mode
                 "texts_label": imp.texts_label if imp.texts_label in labels else labels[0],
                 "reported": imp.reported, "notes": list(imp.notes)},
         assumptions=assumptions)
-    finish(store, config)
     return store.root
+
+
+def finish_lean(root: Path, config: RunConfig, shown: Path | None = None) -> None:
+    """``summary.csv`` (and the files beside it) from only the columns the estimators read, sorted as Arrow
+    (not as pandas objects), then ``report.html`` on its own: at 5M records the sweep's ``finish``, which
+    reads every column the report shows once for both, held several GB. Each shard is one file (``ShardWriter``),
+    so nothing is compacted and no record is there twice. ``shown``: the run's final path, for messages."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from samplers import SAMPLERS
+    from ttc.metrics.summary import needed_columns, write_summary
+    from ttc.store.runstore import KEY, RECORDS_DIR, Shard
+
+    columns = needed_columns(SAMPLERS, config.sweep.samplers)
+    files = [f for d in sorted((root / RECORDS_DIR).iterdir()) if d.is_dir() for f in Shard(d, "").files()]
+    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+    records = table.sort_by([(k, "ascending") for k in KEY]).to_pandas()
+    del table
+    summary = write_summary(root, SAMPLERS, budgets=config.sweep.budgets, seed=config.sampling.seed, records=records)
+    n = len(records)
+    del records
+    if n > REPORT_MAX_RECORDS:
+        print(f"note: report.html not written for {n:,} records (over {REPORT_MAX_RECORDS:,}); "
+              f"`ttc report {shown or root}` draws it", file=sys.stderr)
+        return
+    try:  # the page is a view of what is stored: failing to draw it never costs the import
+        from ttc.report.html import write_report
+
+        write_report(root, summary=summary)
+    except Exception as e:  # noqa: BLE001
+        print(f"warning: report.html not written ({type(e).__name__}: {e}); ttc report {shown or root} retries",
+              file=sys.stderr)

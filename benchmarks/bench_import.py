@@ -3,15 +3,16 @@ file, and the conversion of a schema-1 run (JSONL shards) to Parquet when it is 
 
 The logs are generated in each format's layout (lm-eval 0.4.13's samples and results files; ttc's schema-1
 records), ``--records`` completions in all (documents x ``--repeats``), completions of ~120 characters.
-Each conversion runs in a child process; its peak RSS is ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` (read
-before and after: the figure is the child's only if it exceeds every earlier child's, so each case runs in
-its own measuring process). The import includes everything ``ttc import`` does: reading, grading, the
-Parquet files, summary.csv, curve.png and report.html.
+Each conversion runs in a child process; its peak RSS is ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` (each case
+runs in its own measuring process, so the maximum is that child's alone). The import is timed twice: records
+and header only (``--no-summary``: reading, grading, the Parquet file), and whole (the summary too, computed as
+``ttc summary`` computes any run's; above 1M records the import leaves report.html to ``ttc report``).
 
     python benchmarks/bench_import.py [--records 5000000] [--repeats 16] [--work DIR] [--code CHECKOUT]
 
 ``--code`` runs the conversions with another checkout of ttc (``git archive <commit> | tar -x -C DIR``), for
-the figure before a change; ``--cases`` picks ``lm-eval``, ``schema-1`` or both.
+the figure before a change (an older ttc has no ``--no-summary``); ``--cases`` picks ``lm-eval``, ``schema-1``
+or both.
 """
 
 from __future__ import annotations
@@ -123,8 +124,10 @@ def main() -> None:
         log = write_lm_eval(work / "lm", docs, args.repeats)
         size = sum(f.stat().st_size for f in log.rglob("*")) / 2**30
         print(f"lm-eval log written ({size:.2f} GiB, {time.perf_counter() - t:.0f} s)")
-        rows.append(("ttc import lm-eval", size, *measure([sys.executable, "-m", "ttc", "import", "lm_eval", str(log),
-                                                           "--out", str(work / "runs")], code)))
+        for name, flags, out in (("import, records only", ["--no-summary"], "runs-bare"),
+                                 ("import with summary", [], "runs")):
+            rows.append((name, size, *measure([sys.executable, "-m", "ttc", "import", "lm_eval", str(log), "--out",
+                                               str(work / out), *flags], code)))
     if "schema-1" in cases:
         t = time.perf_counter()
         root = write_schema1(work / "v1", docs, args.repeats)

@@ -225,12 +225,18 @@ def finish_lean(root: Path, config: RunConfig, shown: Path | None = None) -> Non
 
     columns = needed_columns(SAMPLERS, config.sweep.samplers)
     files = [f for d in sorted((root / RECORDS_DIR).iterdir()) if d.is_dir() for f in Shard(d, "").files()]
-    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
-    records = table.sort_by([(k, "ascending") for k in KEY]).to_pandas()
-    del table
-    summary = write_summary(root, SAMPLERS, budgets=config.sweep.budgets, seed=config.sampling.seed, records=records)
-    n = len(records)
-    del records
+
+    def records():
+        table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+        df = table.sort_by([(k, "ascending") for k in KEY]).to_pandas()
+        del table
+        pa.default_memory_pool().release_unused()
+        return df
+
+    # passed unnamed, so write_summary holds the only reference and frees the records before aggregating
+    summary = write_summary(root, SAMPLERS, budgets=config.sweep.budgets, seed=config.sampling.seed,
+                            records=records())
+    n = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     if n > REPORT_MAX_RECORDS:
         print(f"note: report.html not written for {n:,} records (over {REPORT_MAX_RECORDS:,}); "
               f"`ttc report {shown or root}` draws it", file=sys.stderr)

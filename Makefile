@@ -8,12 +8,13 @@
 #   make bwrap      install Debian's bubblewrap (the sandbox for generated code)
 #   make harness    install lm-evaluation-harness and inspect_ai into .venv-harness (the importers' real-log tests)
 #   make demo-table run the default sweep afresh and write what it printed into README.md (benchmarks/demo_table.py)
+#   make import-fidelity  lm-eval's numbers beside ttc's on a real SmolLM2 log (docs/importing.md; an hour on CPU)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo demo-table test notebook bench setup-vllm test-vllm bench-vllm browser harness bwrap
+.PHONY: setup demo demo-table test notebook bench setup-vllm test-vllm bench-vllm browser harness bwrap import-fidelity
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -67,6 +68,9 @@ $(HSTAMP): pyproject.toml $(STAMP)
 	touch $@
 
 harness: $(HSTAMP)
+
+import-fidelity: setup harness
+	$(BIN)/python benchmarks/import_fidelity.py --make --harness $(HVENV)/bin
 
 notebook: setup
 	$(BIN)/python notebooks/execute.py --out runs/notebook-ci

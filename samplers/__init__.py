@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from samplers.best_of_n import BestOfN
 from samplers.budget_forcing import BudgetForcing
+from samplers.imported import ImportedRecords
 from samplers.sample import RepeatedSampling
 from samplers.search import DVTS, BeamSearch
 from ttc.errors import TTCError
@@ -19,14 +20,20 @@ SAMPLERS = {
     "budget_forcing": BudgetForcing(),
     "beam": BeamSearch(),
     "dvts": DVTS(),
+    "imported": ImportedRecords(),  # evaluates `ttc import`'s records (labels imported:<filter>); never runs
 }
 
 
 def get_sampler(name: str):
-    try:
-        return SAMPLERS[name]
-    except KeyError:
-        raise TTCError(f"unknown sampler {name!r}; known: {', '.join(sorted(SAMPLERS))}") from None
+    """The strategy that ``--sampler name`` runs (one that only evaluates imported records is refused)."""
+    runnable = sorted(k for k, s in SAMPLERS.items() if getattr(s, "generates", True))
+    s = SAMPLERS.get(name)
+    if s is None:
+        raise TTCError(f"unknown sampler {name!r}; known: {', '.join(runnable)}")
+    if not getattr(s, "generates", True):
+        raise TTCError(f"sampler {name!r} only evaluates records that `ttc import` brought in; it cannot run; "
+                       f"known: {', '.join(runnable)}")
+    return s
 
 
 def configure_sampler(sampler, config):

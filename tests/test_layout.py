@@ -144,7 +144,7 @@ def test_ttc_help_lists_every_verb():
 
 
 @pytest.mark.parametrize("verb", ["run", "tasks", "summary", "show", "report", "fit", "plot", "import", "compare",
-                                  "serve", "completion"])
+                                  "serve", "completion", "rescore"])
 def test_every_verb_has_complete_help(verb):
     """Every flag of a verb has a help text in ``ttc <verb> --help``."""
     import argparse

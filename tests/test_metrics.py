@@ -68,9 +68,10 @@ def test_bootstrap_ci_brackets_mean():
     assert bootstrap_ci([0.3]) == (0.3, 0.3)
 
 
-@pytest.mark.parametrize("max_cells", [1 << 22, 5000])
+@pytest.mark.parametrize("max_cells", [1 << 22, 5000, 100])
 def test_bootstrap_of_many_runs_equals_one_run_at_a_time(max_cells):
-    """Bit for bit, runs of one length sharing their draws, in chunks or not (5000 cells: a run at a time)."""
+    """Bit for bit, runs of one length sharing their draws, in chunks or not (5000 cells: a run at a time; 100:
+    a few resamples at a time too)."""
     rng = np.random.default_rng(7)
     sizes = rng.choice([1, 2, 3, 8, 8, 8, 13, 40], size=60)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])

@@ -25,6 +25,7 @@ VERBS = {
     "compare": ("ttc.cli.compare", "main", "several runs on their shared problems: one figure, paired differences"),
     "serve": ("ttc.cli.serve", "main", "start vLLM's OpenAI-compatible server for a model, until Ctrl-C"),
     "completion": ("ttc.cli.completion", "main", "print a bash completion script for ttc's verbs and flags"),
+    "rescore": ("ttc.cli.rescore", "main", "grade a run's or a log's texts with a ttc task, as a new run"),
 }
 
 

@@ -1,72 +1,70 @@
-"""What every importer produces (``Imported``) and how it becomes a run directory (``write_run``)."""
+"""What every importer produces (``Imported``, a stream of ``ImportedProblem``) and the helpers they share:
+the model's shape from a ``config.json`` (for FLOPs), a tokenizer to count tokens a log lacks, the budgets."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 from ttc.errors import TTCError
-from ttc.metrics.flops import FLOPS_CONVENTION, ModelSpec, decode_flops, prefill_flops
-from ttc.store.provenance import git_state, host_info, library_versions
-from ttc.store.records import SCHEMA_VERSION, SampleRecord
-from ttc.sweep.config import BackendConfig, RunConfig, SamplingConfig, SweepConfig
+from ttc.metrics.flops import ModelSpec
+
+LABEL_PREFIX = "imported:"  # sampler label of an imported answer column: imported:<filter or scorer>
 
 
 @dataclass(frozen=True)
 class ImportedSample:
     text: str
     answer: str | None
-    answer_strict: str | None
     correct: bool
+    answer_strict: str | None = None
     prompt_tokens: int | None = None  # None: the log has no count
     generated_tokens: int | None = None
-    finish_reason: str | None = None
+    finish_reason: str | None = None  # None: the log does not say
+    extra: dict = field(default_factory=dict)  # what else the log holds about this sample
 
 
 @dataclass(frozen=True)
 class ImportedProblem:
+    label: str  # the sampler label, ``imported:<name>``
     id: str
     gold: str
     prompt: str  # what the model read (the question as posed), for the report and for counting tokens
     samples: tuple[ImportedSample, ...]
+    extra: dict = field(default_factory=dict)  # stored on the problem's first record (doc id, the harness's metrics)
 
 
 @dataclass
 class Imported:
-    """One task of one model from another harness's log."""
+    """One task of one model from another harness's log. ``problems`` is read once, as the run is written:
+    readers stream the log through it, and may add to ``assumptions``, ``notes`` and ``source`` as they go."""
 
     fmt: str
     task: str
     model: str
-    problems: list[ImportedProblem]
+    problems: Iterable[ImportedProblem]
     source: dict
     assumptions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # printed when the import ends (disagreements, skipped filters)
     digest: str = ""  # a hash of the source content: the run id derives from it
     temperature: float | None = None
     top_p: float | None = None
+    top_k: int | None = None
     max_tokens: int | None = None
     seed: int | None = None
+    stop: tuple[str, ...] = ()
     model_dir: str | None = None  # a local checkpoint the log names: config and tokenizer come from it
+    # the harness's own numbers, to compare with the run's: {"label", "metric", "budget", "value", "name"}
+    reported: list[dict] = field(default_factory=list)
+    texts_label: str | None = None  # a label that holds every completion once (what `ttc rescore` re-grades)
 
 
-def same_answer(answer: str | None, gold: str) -> bool:
-    """Exact match after stripping; two numbers are compared as numbers (``"3.0"`` equals ``"3"``)."""
-    if answer is None:
-        return False
-    a, g = answer.strip(), str(gold).strip()
-    if a == g:
-        return True
-    num = re.compile(r"^[-+]?(\d[\d,]*)?(\.\d+)?$")
-    if num.match(a) and num.match(g) and any(ch.isdigit() for ch in a) and any(ch.isdigit() for ch in g):
-        try:
-            return float(a.replace(",", "")) == float(g.replace(",", ""))
-        except ValueError:
-            return False
-    return False
+def label_of(name: str) -> str:
+    return LABEL_PREFIX + str(name)
 
 
 def spec_from_config_json(path: str | Path) -> ModelSpec:
@@ -117,75 +115,20 @@ def budgets_for(n: int) -> tuple[int, ...]:
     return tuple(b + [n])
 
 
-def write_run(imp: Imported, out: Path, digest: str, model: str | None = None, model_config: str | None = None,
-              tokenizer: str | None = None):
-    """Write ``imp`` as ``out/<run_id>/`` (records, header, summary, curve, report); return the store.
-    Importing the same log with the same options again finds the run complete and rewrites nothing else."""
-    from ttc.store.runstore import RunStore
-    from ttc.sweep.runner import finish
+def slug(text: str, width: int = 80) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:width]
 
-    model = model or imp.model
-    assumptions = list(imp.assumptions)
-    cfg_path = model_config or (str(Path(imp.model_dir) / "config.json") if imp.model_dir and
-                                (Path(imp.model_dir) / "config.json").is_file() else None)
-    spec = spec_from_config_json(cfg_path) if cfg_path else None
-    if spec is None:
-        assumptions.append("FLOPs: no model config given (--model-config); every FLOPs column is 0")
-    elif not model_config:
-        assumptions.append(f"FLOPs: model shape read from {cfg_path}, the checkpoint the log names")
-    has_counts = all(s.prompt_tokens is not None and s.generated_tokens is not None
-                     for p in imp.problems for s in p.samples)
-    tok_path = tokenizer or (imp.model_dir if imp.model_dir and not has_counts else None)
-    counter = TokenCounter(tok_path) if (tok_path and not has_counts) else None
-    if not has_counts:
-        assumptions.append(f"token counts: the log has none; counted with the tokenizer at {tok_path} (the texts "
-                           f"as logged: an end-of-sequence token the log does not show is not counted)" if counter
-                           else "token counts: the log has none and no --tokenizer was given; counted as 0")
-    n = max(len(p.samples) for p in imp.problems)
-    if any(len(p.samples) != n for p in imp.problems):
-        raise TTCError(f"{imp.task}: problems have different numbers of samples; the estimators need the same n")
-    if imp.seed is None:
-        assumptions.append("seed: the log records no per-sample seed; records carry seed 0")
-    config = RunConfig(
-        sweep=SweepConfig(tasks=(imp.task,), models=(model,), samplers=("sample",), budgets=budgets_for(n),
-                          limit=len(imp.problems)),
-        sampling=SamplingConfig(temperature=imp.temperature if imp.temperature is not None else 0.0,
-                                top_p=imp.top_p if imp.top_p is not None else 1.0,
-                                max_tokens=imp.max_tokens or 1, seed=imp.seed or 0),
-        backend=BackendConfig(name=f"import:{imp.fmt}"), out=str(out))
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{imp.fmt}-{imp.task}-{model}")[:80]
-    run_id = f"{slug}-{digest[:10]}"
-    header = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "config_hash": digest, "config": config.to_dict(),
-        "seed": config.sampling.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git": git_state(), "versions": library_versions(), "host": host_info(),
-        "flops_convention": FLOPS_CONVENTION if spec else "none: no model config given",
-        "models": {model: {"source": f"imported from {imp.fmt}", "identity": {"backend": f"import:{imp.fmt}"},
-                           **({"spec": spec.__dict__} if spec else {})}},
-        "source": imp.source, "assumptions": assumptions,
-    }
-    store = RunStore.open(out, run_id, header)
-    shard = store.shard(imp.task, model, "sample")
-    done = shard.done()
-    for prob in imp.problems:
-        if prob.id in done:
-            continue
-        records = []
-        for i, s in enumerate(prob.samples):
-            pt, gt = s.prompt_tokens, s.generated_tokens
-            if counter is not None:
-                pt, gt = counter.prompt(prob.prompt), counter.completion(s.text)
-            pt, gt = int(pt or 0), int(gt or 0)
-            reason = s.finish_reason
-            if reason is None:
-                reason = "length" if (imp.max_tokens and gt >= imp.max_tokens) else ("stop" if counter else "unknown")
-            records.append(SampleRecord(
-                task=imp.task, model=model, sampler="sample", problem_id=prob.id, sample_index=i,
-                n_samples=len(prob.samples), text=s.text, answer=s.answer, answer_strict=s.answer_strict,
-                gold=str(prob.gold), correct=bool(s.correct), prompt_tokens=pt, generated_tokens=gt,
-                finish_reason=reason, prefill_flops=prefill_flops(spec, pt) if spec else 0.0,
-                decode_flops=decode_flops(spec, pt, gt) if spec else 0.0, prefill_shared=False,
-                seed=imp.seed or 0, extra={"question": prob.prompt} if i == 0 else {}))
-        shard.append_problem(records)
-    finish(store, config)
-    return store
+
+def number(value) -> float | None:
+    """A score value as a number (inspect's C/I/P/N letters, booleans, numbers), None when it is none."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    letters = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
+    if isinstance(value, str) and value.upper() in letters:
+        return letters[value.upper()]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -350,7 +350,7 @@ def _contested(b: _Binomial, g_w: np.ndarray, v: np.ndarray, pv: np.ndarray, bus
     is about 1e-16 of the largest coefficient, all of them probabilities.
 
     The work is laid out flat: a cell is a (task, busy count), an entry a (cell, class constrained there)."""
-    k, size, tol = b.k, b.size, 1e-13 * b.norm
+    k, tol = b.k, 1e-13 * b.norm
     cq, cv = np.nonzero(busy)  # cells
     cell = np.full(busy.shape, -1)
     cell[cq, cv] = np.arange(cq.size)

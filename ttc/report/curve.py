@@ -47,20 +47,23 @@ def plot_curve(summary: pd.DataFrame, title: str = ""):
         summary = summary[summary["level"].astype(str) == "all"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.92)  # fixed margins: no layout solver
+    # FLOPs unknown (an imported log without token counts or model shape): accuracy against samples per problem
+    x = "flops_per_problem" if (pd.to_numeric(summary["flops_per_problem"], errors="coerce") > 0).any() else "budget"
     for key, g in summary.groupby(["task", "model", "sampler", "metric"], sort=True):
         task, model, sampler, metric = key
-        g = g.sort_values("flops_per_problem")
+        g = g.sort_values(x)
         label = METRIC_LABELS.get(metric, metric)
         if summary[["task", "model", "sampler"]].drop_duplicates().shape[0] > 1:
             label = f"{task}/{model}/{sampler}: {label}"
-        line, = ax.plot(g["flops_per_problem"], g["value"], marker="o", label=label)
-        ax.fill_between(g["flops_per_problem"], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.15)
+        line, = ax.plot(g[x], g["value"], marker="o", label=label)
+        ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.15)
         if metric == "pass@k":
             for _, r in g.iterrows():
-                ax.annotate(f"k={int(r['budget'])}", (r["flops_per_problem"], r["value"]),
+                ax.annotate(f"k={int(r['budget'])}", (r[x], r["value"]),
                             textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     plain_log_x(ax)
-    ax.set_xlabel("inference FLOPs per problem")
+    ax.set_xlabel("inference FLOPs per problem" if x == "flops_per_problem" else
+                  "samples per problem k (FLOPs unknown: no token counts or model config)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, which="both", alpha=0.3)

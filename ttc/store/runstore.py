@@ -412,29 +412,50 @@ def _read_v2(root: Path, columns: list[str] | None) -> pd.DataFrame:
 
 
 def _read_v1(root: Path, columns: list[str] | None) -> pd.DataFrame:
-    rows = [r for s in store_v1.shards(root) for recs in s.read().values() for r in recs]
-    df = pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
-    df["verifier_flops"] = df["verifier_flops"].fillna(0.0)  # records written before verifiers existed
+    want = COLUMNS if columns is None else columns
+    cols: dict[str, list] = {c: [] for c in want}  # only the columns asked for, never a dict per record
+    for s in store_v1.shards(root):
+        seen: set[str] = set()
+        for pid, recs, lineno in s.iter_problems():
+            if pid in seen:
+                raise TTCError(f"corrupt shard {s.path} at line {lineno}: problem {pid!r} appears twice")
+            seen.add(pid)
+            for r in recs:
+                for c, values in cols.items():
+                    values.append(r.get(c))
+    df = pd.DataFrame(cols, columns=want)
+    if "verifier_flops" in df.columns:  # records written before verifiers existed
+        df["verifier_flops"] = df["verifier_flops"].fillna(0.0)
     for field in ARROW_SCHEMA:  # the same dtypes as a Parquet run's (text columns with missing values)
-        if field.type == pa.string() and field.name != "extra":
+        if field.name in df.columns and field.type == pa.string() and field.name != "extra":
             df[field.name] = df[field.name].astype(pd.StringDtype(na_value=float("nan")))
-    return df if columns is None else df[columns]
+    return df
 
 
 def convert_v1(root: Path, header: dict) -> dict:
     """Rewrite a schema-1 run's complete problems as Parquet (a torn tail is cut and kept as ``.torn``, as
-    schema 1 always did), keep the JSONL files under ``samples-v1/``, and mark the header schema 2."""
+    schema 1 always did), keep the JSONL files under ``samples-v1/``, and mark the header schema 2. Each shard
+    streams through a ``ShardWriter`` (one problem in memory at a time), so a run of millions of records
+    converts in bounded memory; a corrupt shard is refused before its Parquet file appears."""
+    from ttc.store.stream import ShardWriter
+
     shard_writer = new_writer_id()
     for old in store_v1.shards(root):
-        problems = old.read(repair=True)
-        if not problems:
-            continue
-        first = next(iter(problems.values()))[0]
-        shard = Shard(root / RECORDS_DIR / shard_name(first["task"], first["model"], first["sampler"]),
-                      shard_writer)
-        records = [SampleRecord(**{k: r[k] for k in COLUMNS if k in r}) for recs in problems.values()
-                   for r in recs]
-        shard.append_problems([records])
+        writer = None
+        try:
+            for _, recs, _ in old.iter_problems(repair=True):
+                if writer is None:
+                    first = recs[0]
+                    writer = ShardWriter(root / RECORDS_DIR / shard_name(first["task"], first["model"],
+                                                                         first["sampler"]),
+                                         shard_writer, records_table, ARROW_SCHEMA)
+                writer.add([SampleRecord(**{k: r[k] for k in COLUMNS if k in r}) for r in recs])
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if writer is not None:
+            writer.close()
     samples = root / store_v1.SAMPLES_DIR
     if samples.is_dir():
         os.replace(samples, root / "samples-v1")

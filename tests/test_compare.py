@@ -14,7 +14,8 @@ from tasks import get_task, load_problems
 from ttc.analysis import compare as cmp
 from ttc.backends.fake import FakeBackend
 from ttc.cli.compare import main
-from ttc.importers.common import Imported, ImportedProblem, ImportedSample, write_run
+from ttc.importers.common import Imported, ImportedProblem, ImportedSample, label_of
+from ttc.importers.write import write_run
 from ttc.sweep.config import RunConfig, SweepConfig
 from ttc.sweep.runner import run_sweep
 
@@ -58,14 +59,14 @@ def imported(tmp_path_factory, problems, tiny_model_dir):
         return ImportedSample(text=f"answer: {answer}", answer=answer, answer_strict=answer, correct=ok,
                               prompt_tokens=30, generated_tokens=5, finish_reason="stop")
 
-    probs = [ImportedProblem(id=problems[i].id, gold=problems[i].gold, prompt=problems[i].question,
+    probs = [ImportedProblem(label=label_of("x"), id=problems[i].id, gold=problems[i].gold, prompt=problems[i].question,
                              samples=(sample(problems[i].gold, c >= 1), sample(problems[i].gold, c >= 2)))
              for i, c in IMPORTED.items()]
-    probs.append(ImportedProblem(id="chain_sum-extra", gold="1", prompt="1 + 0 = ?",
+    probs.append(ImportedProblem(label=label_of("x"), id="chain_sum-extra", gold="1", prompt="1 + 0 = ?",
                                  samples=(sample("1", True), sample("1", True))))
     imp = Imported(fmt="lm_eval", task="chain_sum", model="other-harness", problems=probs,
                    source={"format": "test"}, digest="0123456789abcdef", temperature=0.7)
-    return write_run(imp, tmp_path_factory.mktemp("imported"), imp.digest, model_config=tiny_model_dir).root
+    return write_run(imp, tmp_path_factory.mktemp("imported"), imp.digest, model_config=tiny_model_dir)[0]
 
 
 def test_differences_against_hand_computed_values(native, imported):
@@ -130,11 +131,11 @@ def test_ttc_compare_draws_tabulates_and_lists_differing_verdicts(native, import
 
 
 def test_runs_on_flops_less_imports_are_drawn_against_the_budget(native, problems, tmp_path, capsys):
-    probs = [ImportedProblem(id=problems[1].id, gold=problems[1].gold, prompt="q",
+    probs = [ImportedProblem(label=label_of("x"), id=problems[1].id, gold=problems[1].gold, prompt="q",
                              samples=(ImportedSample(text="a", answer=problems[1].gold, answer_strict=None, correct=True),
                                       ImportedSample(text="b", answer="9", answer_strict=None, correct=False)))]
     imp = Imported(fmt="inspect", task="chain_sum", model="m", problems=probs, source={}, digest="fedcba9876543210")
-    bare = write_run(imp, tmp_path / "imp", imp.digest).root  # no model config: FLOPs are 0
+    bare = write_run(imp, tmp_path / "imp", imp.digest)[0]  # no model config: FLOPs unknown
     assert main([str(native), str(bare), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no FLOPs recorded" in err and "--x budget" in err
@@ -143,10 +144,10 @@ def test_runs_on_flops_less_imports_are_drawn_against_the_budget(native, problem
 
 
 def test_runs_that_share_no_problem_are_refused_before_anything_is_written(native, tmp_path, capsys):
-    probs = [ImportedProblem(id="elsewhere-1", gold="1", prompt="q",
+    probs = [ImportedProblem(label=label_of("x"), id="elsewhere-1", gold="1", prompt="q",
                              samples=(ImportedSample(text="a", answer="1", answer_strict=None, correct=True),))]
     imp = Imported(fmt="inspect", task="gsm8k", model="m", problems=probs, source={}, digest="00aa00aa00aa00aa")
-    other = write_run(imp, tmp_path / "imp", imp.digest).root
+    other = write_run(imp, tmp_path / "imp", imp.digest)[0]
     out = tmp_path / "nothing"
     assert main([str(native), str(other), "--out", str(out)]) == 2
     err = capsys.readouterr().err

@@ -16,6 +16,9 @@ that says so, so a command added to the README needs a way to be checked. The ru
   checked against pyproject.toml and the Makefile, which CI's installs run.
 * ``ray start --head`` and ``ray start --address ...``: run by ``tests/test_cluster_local.py``, which starts a
   head node and a worker node that way (``test_several_nodes_token_auth_shipped_code_and_a_lost_node``).
+* ``ttc import FORMAT PATH``: run on a log written here in that harness's documented layout (an lm-eval
+  ``--output_path`` directory for ``results/``, an inspect JSON log for ``logs/<log>.json``); logs the tools
+  themselves make are imported in ``tests/test_importers_real.py``.
 * Run directories are written ``runs/<name>``: the commands that read a run get a run made here with the fake
   backend; ``ttc run --config runs/<run_id>/sweep.toml`` gets that run's own sweep file and must find the run
   complete (it reproduces the run id).
@@ -23,6 +26,7 @@ that says so, so a command added to the README needs a way to be checked. The ru
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -115,6 +119,8 @@ def rule(command: str) -> str | None:
             return "run-config"
         if argv[0] == "run":
             return "parse-only" if NEEDS_GPU_OR_HUB.search(command) else "run-small"
+        if argv[0] == "import":
+            return "import"
         return "run-on-fake"
     return None
 
@@ -294,3 +300,22 @@ def test_a_sweep_file_shown_reproduces_its_run(command, fake_run, tmp_path, caps
 def test_ray_start_lines_are_what_the_node_test_runs():
     source = (ROOT / "tests" / "test_cluster_local.py").read_text()
     assert '"start", "--block", *args' in source and '["--head"' in source and '["--address"' in source
+
+
+@pytest.mark.parametrize("command", [c for c in commands() if rule(c) == "import"])
+def test_every_import_shown_runs_on_a_log_of_its_format(command, tmp_path, capsys, monkeypatch):
+    from test_importers import inspect_log, write_lm_eval
+
+    from ttc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ttc_argv(command)
+    fmt, path = argv[1], Path(argv[2].replace("<log>", "eval"))
+    if fmt in ("lm-eval", "lm_eval"):
+        write_lm_eval(path)
+    else:
+        assert fmt == "inspect" and path.suffix == ".json", command
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(inspect_log()))
+    assert main([*argv[:2], str(path), *argv[3:]]) == 0, capsys.readouterr().err
+    assert len(list((tmp_path / "runs").iterdir())) == 1

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttc.errors import TTCError
+from ttc.store.atomic import fsync_dir
 from ttc.store.records import SampleRecord
 
 ROWS_PER_GROUP = 50_000
@@ -30,19 +31,6 @@ ROWS_PER_GROUP = 50_000
 def _id_hash(problem_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(problem_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
                           "little", signed=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class ShardWriter:
@@ -106,7 +94,7 @@ class ShardWriter:
             with open(self.tmp, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(self.tmp, self.path)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
             return self.path
         except BaseException:
             self.abort()

@@ -129,6 +129,11 @@ def test_the_readme_has_commands():
     assert len(commands()) >= 15 and any(c.startswith("ttc run") for c in commands())
 
 
+def test_the_readme_stays_short():
+    """What a user needs, one current table per benchmark; history and method live in docs/ and benchmarks/."""
+    assert len(README.splitlines()) < 300
+
+
 def test_every_command_is_covered():
     missing = [c for c in commands() if rule(c) is None]
     assert not missing, ("README commands that no test or CI runs (add a rule in tests/test_readme.py): "

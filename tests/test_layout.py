@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ttc", "tasks", "samplers")
 # Entry points: they may import ttc.cli (they are command lines themselves).
 ENTRY_POINTS = {"ttc.__main__", "ttc.run", "ttc.summary", "ttc.fit", "ttc.plot", "ttc.show", "ttc.import",
-                "ttc.list_tasks", "ttc.report.__main__", "ttc.importers.__main__"}
+                "ttc.list_tasks", "ttc.report.__main__", "ttc.importers.__main__", "ttc.rescore"}
 
 
 def module_names() -> dict[str, Path]:
@@ -174,7 +174,7 @@ def test_every_verb_has_complete_help(verb):
 
 
 @pytest.mark.parametrize("name", ["run", "summary", "fit", "plot", "show", "import", "list_tasks", "report",
-                                  "importers"])
+                                  "importers", "rescore"])
 def test_python_dash_m_forms_still_answer(name):
     r = _help(["-m", f"ttc.{name}"])
     assert r.returncode == 0, r.stderr

@@ -7,6 +7,7 @@ a lazy import still ties two modules together), over ``ttc``, ``tasks`` and ``sa
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -171,6 +172,10 @@ def test_every_verb_has_complete_help(verb):
         argparse.ArgumentParser.parse_args = original
     undocumented = [a.dest for p in parsers for a in p._actions if not a.help]
     assert undocumented == [], f"ttc {verb}: flags without help: {undocumented}"
+    # each default shown once, and only where there is one
+    text = " ".join(r.stdout.split())
+    assert "(default: None)" not in text and "(default: False)" not in text, text
+    assert not re.search(r"default[^()]*\) \(default: ", text), text
 
 
 @pytest.mark.parametrize("name", ["run", "summary", "fit", "plot", "show", "import", "list_tasks", "report",

@@ -101,6 +101,16 @@ def _caused_by_interrupt(e: BaseException) -> bool:
     return False
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's default after its help where there is one to show: not ``(default: None)`` or
+    ``(default: False)``, and not a second default after a help that states its own."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """A command's flags, with a usage error as one ``error:`` line that points to ``--help`` (exit 2), not the
     whole usage: every ``ttc`` verb parses with it."""

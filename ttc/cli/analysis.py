@@ -19,7 +19,7 @@ import pandas as pd
 from ttc.analysis.exchange import run_frontier
 from ttc.analysis.reference import family_curves
 from ttc.analysis.runs import RunAnalysis, analyze_run, run_per_problem
-from ttc.errors import OneLineParser, TTCError
+from ttc.errors import HelpFormatter, OneLineParser, TTCError
 
 
 def _fmt(df: pd.DataFrame, cols: list[str]) -> str:
@@ -51,7 +51,7 @@ def _print_fit_table(table: pd.DataFrame) -> None:
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = OneLineParser(prog=prog, description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="+", help="run directories (each with header.json, records/, summary.csv)")
     p.add_argument("--metric", default="maj@k", help="metric for the exchange rate and the frontier")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (problems resampled)")

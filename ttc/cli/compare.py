@@ -14,12 +14,12 @@ import re
 import sys
 from pathlib import Path
 
-from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
+from ttc.errors import HelpFormatter, OneLineParser, TTCError, cli_guard, debug_requested
 
 
 def build_parser(prog: str = "ttc compare") -> argparse.ArgumentParser:
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[1].replace("\n", " "),
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="two or more run directories; the first is the baseline the others are compared with")
     p.add_argument("--metric", default=None,

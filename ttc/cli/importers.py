@@ -18,16 +18,7 @@ import math
 import sys
 from pathlib import Path
 
-from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown where there is one to show: not ``(default: None)`` after a help that says it."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+from ttc.errors import HelpFormatter, OneLineParser, TTCError, cli_guard, debug_requested
 
 
 def _lm_eval(path, args):

@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
+from ttc.errors import HelpFormatter, OneLineParser, TTCError, cli_guard, debug_requested
 
 
 def build_parser(prog: str = "ttc report") -> argparse.ArgumentParser:
     from ttc.report.html import MAX_TEXT_CHARS, MAX_TEXT_PROBLEMS, SAMPLES_PER_PROBLEM
 
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("run_dir", help="a run directory (header.json and records)")
     p.add_argument("--samples", type=int, default=SAMPLES_PER_PROBLEM, help="texts shown per problem")
     p.add_argument("--max-chars", type=int, default=MAX_TEXT_CHARS, help="each shown text is cut at this length")

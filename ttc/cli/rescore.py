@@ -15,11 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
+from ttc.errors import HelpFormatter, OneLineParser, TTCError, cli_guard, debug_requested
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from ttc.cli.importers import HelpFormatter, add_source_flags
+    from ttc.cli.importers import add_source_flags
 
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("source", metavar="RUN_OR_LOG", help="a run directory, an lm-eval output directory or "

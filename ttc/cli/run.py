@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from ttc.errors import OneLineParser, cli_guard, debug_requested
+from ttc.errors import HelpFormatter, OneLineParser, cli_guard, debug_requested
 from ttc.sweep.config import RunConfig, parse_template_kwargs  # noqa: F401  (parse_template_kwargs: re-exported)
 
 DEFAULTS = RunConfig()
@@ -23,7 +23,7 @@ def build_parser(prog: str = "ttc run") -> argparse.ArgumentParser:
         description="Sample every problem of each task once at the largest budget, grade and cost each "
                     "completion in FLOPs, and derive accuracy, pass@k and maj@k at every budget. "
                     "Re-running the same command resumes the run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--config", default=None, metavar="FILE",
                    help="a sweep file (TOML, or YAML): the flags below as keys without their dashes, and "
                         "[[sweep]] tables for several sweeps run one after another; flags given on the command "

@@ -16,12 +16,12 @@ import signal
 import sys
 import time
 
-from ttc.errors import OneLineParser, TTCError, cli_guard, debug_requested
+from ttc.errors import HelpFormatter, OneLineParser, TTCError, cli_guard, debug_requested
 
 
 def build_parser(prog: str = "ttc serve") -> argparse.ArgumentParser:
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("model", metavar="MODEL",
                    help="an embedded alias (smollm2-135m), a local Hugging Face checkpoint directory, or a hub id "
                         "(optionally ID@REVISION); the server serves it under this name")

@@ -63,6 +63,17 @@ def test_an_error_in_the_block_leaves_nothing(tmp_path):
     assert list((tmp_path / "t__m__s").iterdir()) == []
 
 
+def test_a_killed_writers_temporary_is_one_a_resume_removes(tmp_path):
+    """The file being written has ttc's temporary name: once its writer is dead, a resume's clean-up takes it."""
+    from ttc.store.atomic import TEMPORARY, remove_stale_temporaries
+
+    w = writer(tmp_path, rows=1)
+    w.add(problem("a"))
+    assert w.tmp.exists() and TEMPORARY.match(w.tmp.name)
+    assert remove_stale_temporaries([w.tmp.parent]) == []  # its writer (this process) is alive
+    w.abort()
+
+
 def write_v1(root, problems, extra_lines=b""):
     root.mkdir(parents=True)
     (root / "header.json").write_text(json.dumps({"schema_version": 1, "config_hash": "h", "models": {}}))

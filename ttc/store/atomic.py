@@ -47,6 +47,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def commit(tmp: Path, path: Path) -> None:
+    """Make the finished temporary file ``tmp`` durable and rename it to ``path``, then its directory entry."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 def write_atomic(path: Path, write) -> None:
     """Write ``path`` through ``write(tmp_path)``, fsync it and rename it into place: a failure leaves the old
     file (or none), never a truncated one, and removes the temporary file."""
@@ -54,13 +62,10 @@ def write_atomic(path: Path, write) -> None:
     tmp = temporary_path(path)
     try:
         write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        commit(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj) -> None:

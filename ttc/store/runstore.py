@@ -28,7 +28,6 @@ import json
 import os
 import re
 import socket
-import time
 import uuid
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from ttc.store import v1 as store_v1
 from ttc.store.atomic import fsync_dir, remove_stale_temporaries, write_atomic, write_json_atomic
 from ttc.store.lock import LOCK_NAME
 from ttc.store.records import SCHEMA_VERSION, SampleRecord
+from ttc.store.stream import compacted_name
 
 HEADER = "header.json"
 RECORDS_DIR = "records"
@@ -146,7 +146,6 @@ class Shard:
         keys = pa.concat_tables([_read_file(f, KEY) for f in files])
         keep = _first_copies(keys)
         sizes = [pq.ParquetFile(f).metadata.num_rows for f in files]
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
 
         def write(tmp):
             start = 0
@@ -158,7 +157,7 @@ class Shard:
                         table = _read_file(f, None)
                         w.write_table(table if mask.all() else table.filter(pa.array(mask)))
 
-        write_atomic(self.path / f"c-{stamp}-{self.writer}-{uuid.uuid4().hex[:6]}.parquet", write)
+        write_atomic(self.path / compacted_name(self.writer), write)
         for f in files:
             f.unlink(missing_ok=True)
         fsync_dir(self.path)

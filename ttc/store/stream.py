@@ -11,7 +11,6 @@ afterwards; a problem id given twice is refused at ``close`` (the file could not
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -22,10 +21,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttc.errors import TTCError
-from ttc.store.atomic import fsync_dir
+from ttc.store.atomic import commit, temporary_path
 from ttc.store.records import SampleRecord
 
 ROWS_PER_GROUP = 50_000
+
+
+def compacted_name(writer: str) -> str:
+    """The name of a record file that holds whole problems of one shard (compaction's, or a streamed one)."""
+    return f"c-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{writer}-{uuid.uuid4().hex[:6]}.parquet"
 
 
 def _id_hash(problem_id: str) -> int:
@@ -42,9 +46,8 @@ class ShardWriter:
                  schema: pa.Schema, rows_per_group: int = ROWS_PER_GROUP):
         self.dir = Path(shard_dir)
         self.table, self.schema = table, schema
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self.path = self.dir / f"c-{stamp}-{writer}-{uuid.uuid4().hex[:6]}.parquet"
-        self.tmp = self.dir / f".{self.path.name}.{os.getpid()}.tmp"
+        self.path = self.dir / compacted_name(writer)
+        self.tmp = temporary_path(self.path)
         self.rows_per_group = rows_per_group
         self._buffer: list[SampleRecord] = []
         self._writer: pq.ParquetWriter | None = None
@@ -91,10 +94,7 @@ class ShardWriter:
             self._writer.close()
             self._writer = None
             self._check_unique()
-            with open(self.tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(self.tmp, self.path)
-            fsync_dir(self.dir)
+            commit(self.tmp, self.path)
             return self.path
         except BaseException:
             self.abort()

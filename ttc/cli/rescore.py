@@ -11,7 +11,6 @@ Exit codes: 0 written, 2 an error (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -97,14 +96,8 @@ def _rescore(args) -> int:
 
 def _count(imp) -> int | None:
     """The number of documents a log says it holds (lm-eval's n-samples, inspect's dataset size)."""
-    src = imp.source
-    if src.get("results_file"):
-        try:
-            r = json.loads(Path(src["results_file"]).read_text())
-            return int(((r.get("n-samples") or {}).get(src.get("task")) or {}).get("effective"))
-        except (OSError, ValueError, TypeError):
-            return None
-    return src.get("dataset_samples")
+    n = imp.source.get("dataset_samples")
+    return n if isinstance(n, int) else None
 
 
 if __name__ == "__main__":

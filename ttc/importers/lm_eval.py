@@ -251,8 +251,10 @@ def read_lm_eval(path: Path, filters: list[str] | None = None, id_field: str = "
         model, model_dir, margs = _model(results)
         cfg = ((results or {}).get("configs") or {}).get(task) or {}
         gen = cfg.get("generation_kwargs") or {}
+        counts = (((results or {}).get("n-samples") or {}).get(task) or {})
         source = {"format": "lm-evaluation-harness --log_samples", "file": str(sfile), "samples_file": str(sfile),
                   "results_file": str(rfile) if rfile else None, "task": task,
+                  "dataset_samples": counts.get("effective") if isinstance(counts, dict) else None,
                   "lm_eval_version": (results or {}).get("lm_eval_version"), "model_args": margs,
                   "repeats": cfg.get("repeats"), "grading": how, "gen_kwargs": gen or None,
                   "filters": {k: (v.__dict__ if isinstance(v, Plan) else {"not reproduced": v})

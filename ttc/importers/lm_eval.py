@@ -59,10 +59,15 @@ def _hash(*paths: Path | None) -> str:
     return h.hexdigest()
 
 
+def _task_config(results: dict | None, task: str) -> dict | None:
+    """The task's config as lm-eval ran it (``configs`` of results_*.json), None without one."""
+    return ((results or {}).get("configs") or {}).get(task)
+
+
 def grading(results: dict | None, task: str, where: Path) -> tuple[ExactMatch, str]:
     """The task's ``exact_match`` as lm-eval ran it, and a sentence saying where it came from; a ``TTCError``
     naming what ttc cannot reproduce."""
-    cfg = ((results or {}).get("configs") or {}).get(task)
+    cfg = _task_config(results, task)
     if cfg is None:
         return ExactMatch(), ("the task's exact_match options are not in the log (no results_*.json beside it); "
                               "graded with lm-eval's defaults, checked against its per-document values")
@@ -85,7 +90,7 @@ def grading(results: dict | None, task: str, where: Path) -> tuple[ExactMatch, s
 
 
 def _plans(results: dict | None, task: str) -> dict[str, Plan | str]:
-    cfg = ((results or {}).get("configs") or {}).get(task) or {}
+    cfg = _task_config(results, task) or {}
     out: dict[str, Plan | str] = {}
     for f in cfg.get("filter_list") or [{"name": "none", "filter": [{"function": "take_first"}]}]:
         out[str(f.get("name", "none"))] = plan(f)
@@ -249,7 +254,7 @@ def read_lm_eval(path: Path, filters: list[str] | None = None, id_field: str = "
                 raise TTCError(f"{sfile}: no filter {', '.join(map(repr, unknown))}; the task has "
                                f"{', '.join(plans)}")
         model, model_dir, margs = _model(results)
-        cfg = ((results or {}).get("configs") or {}).get(task) or {}
+        cfg = _task_config(results, task) or {}
         gen = cfg.get("generation_kwargs") or {}
         counts = (((results or {}).get("n-samples") or {}).get(task) or {})
         source = {"format": "lm-evaluation-harness --log_samples", "file": str(sfile), "samples_file": str(sfile),

@@ -129,7 +129,7 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
 
 
-def _run_problems(root: Path, shard_dir: Path | None, v1_shard=None):
+def _run_problems(shard_dir: Path | None, v1_shard=None):
     """Each problem's records (dicts, ``extra`` decoded) of one shard of a run, in stored order, each problem
     once (a shard not yet compacted may hold a problem twice: the first copy is read, as the store reads it)."""
     if v1_shard is not None:
@@ -156,6 +156,12 @@ def _run_problems(root: Path, shard_dir: Path | None, v1_shard=None):
             yield group
 
 
+def _extra(record: dict) -> dict:
+    """A stored record's ``extra`` as a dict (Parquet holds it as JSON text)."""
+    extra = record.get("extra")
+    return json.loads(extra) if isinstance(extra, str) else (extra or {})
+
+
 def _shards(root: Path, header: dict) -> list[tuple[str, Path | None, object]]:
     """``(sampler label, Parquet shard dir or None, schema-1 shard or None)`` of every shard of a run."""
     from ttc.store import v1 as store_v1
@@ -168,13 +174,13 @@ def _shards(root: Path, header: dict) -> list[tuple[str, Path | None, object]]:
             if first is not None:
                 out.append((first[1][0]["sampler"], None, s))
         return out
+    import pyarrow.parquet as pq
+
+    from ttc.store.runstore import Shard
+
     base = root / RECORDS_DIR
     out = []
     for d in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
-        import pyarrow.parquet as pq
-
-        from ttc.store.runstore import Shard
-
         files = Shard(d, "").files()
         if files:
             label = pq.ParquetFile(files[0]).read_row_group(0, columns=["sampler"]).column(0)[0].as_py()
@@ -214,20 +220,18 @@ def rescore_run(source: Path, grader: Grader, out: Path) -> Path:
             labels.append(new_label)
             writer = None
             try:
-                for recs in _run_problems(source, shard_dir, v1_shard):
+                for recs in _run_problems(shard_dir, v1_shard):
                     first = recs[0]
                     tasks.add(first["task"])
                     if writer is None:
                         writer = ShardWriter(store.root / "records" / shard_name(grader.task.name, first["model"],
                                                                                   new_label),
                                              store.writer, records_table, ARROW_SCHEMA)
-                    extra0 = first.get("extra")
-                    extra0 = json.loads(extra0) if isinstance(extra0, str) else (extra0 or {})
-                    p = grader.problem(str(first["problem_id"]), str(extra0.get("question", "")), str(first["gold"]))
+                    extras = [_extra(r) for r in recs]
+                    p = grader.problem(str(first["problem_id"]), str(extras[0].get("question", "")),
+                                       str(first["gold"]))
                     out_recs = []
-                    for r in recs:
-                        extra = r.get("extra")
-                        extra = json.loads(extra) if isinstance(extra, str) else (extra or {})
+                    for r, extra in zip(recs, extras):
                         flexible, strict, ok = grader.grade(p, r["text"] or "")
                         row = {k: r.get(k) for k in COLUMNS if k in r}
                         row.update(task=grader.task.name, sampler=new_label, answer=flexible, answer_strict=strict,

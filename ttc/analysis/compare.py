@@ -195,20 +195,14 @@ def plot_compare(table: pd.DataFrame, x: str = "flops", title: str = ""):
     """One figure of every series' curves (``curves``): accuracy against inference FLOPs per problem (log x,
     labelled as ``curve.png`` labels it) or against the budget k; one colour per series, one line style per
     metric, 95% bootstrap bands."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from ttc.report.curve import METRIC_LABELS, plain_log_x
+    from ttc.report.curve import METRIC_LABELS, accuracy_figure, finish_accuracy_axes
 
     column = "flops_per_problem" if x == "flops" else "budget"
     styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
     metrics = list(dict.fromkeys(table["metric"]))
     series = list(dict.fromkeys(table["series"]))
     tasks = table["task"].unique()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.92)
+    fig, ax = accuracy_figure((7.5, 4.8))
     for (s, task, metric), g in table.groupby(["series", "task", "metric"], sort=False):
         g = g.sort_values(column)
         label = f"{s}: {METRIC_LABELS.get(metric, metric)}" + (f" ({task})" if len(tasks) > 1 else "")
@@ -217,14 +211,8 @@ def plot_compare(table: pd.DataFrame, x: str = "flops", title: str = ""):
         ax.plot(g[column], g["value"], styles[m % len(styles)], marker=markers[m % len(markers)], ms=3.5,
                 color=color, label=label)
         ax.fill_between(g[column], g["ci_low"], g["ci_high"], color=color, alpha=0.12, lw=0)
-    plain_log_x(ax)
-    ax.set_xlabel("inference FLOPs per problem" if x == "flops" else "samples per problem (k)")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7.5, loc="best")
-    if title:
-        ax.set_title(title, fontsize=9)
+    finish_accuracy_axes(ax, "inference FLOPs per problem" if x == "flops" else "samples per problem (k)", title,
+                         7.5, 9)
     return fig
 
 

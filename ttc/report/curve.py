@@ -36,17 +36,35 @@ def plain_log_x(ax) -> None:
     ax.xaxis.set_minor_formatter(Plain(10, labelOnlyBase=False))
 
 
-def plot_curve(summary: pd.DataFrame, title: str = ""):
-    """Return a matplotlib Figure: one line per (task, model, sampler, metric), 95% CI bands."""
+def accuracy_figure(figsize: tuple[float, float]):
+    """A figure (off-screen) and its one axes, with fixed margins: no layout solver."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=figsize)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.92)
+    return fig, ax
+
+
+def finish_accuracy_axes(ax, xlabel: str, title: str, legend_size: float, title_size: float) -> None:
+    """Accuracy (0 to 1) against a log x-axis labelled in plain text, a grid, the legend and the title."""
+    plain_log_x(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size, loc="best")
+    if title:
+        ax.set_title(title, fontsize=title_size)
+
+
+def plot_curve(summary: pd.DataFrame, title: str = ""):
+    """Return a matplotlib Figure: one line per (task, model, sampler, metric), 95% CI bands."""
     if "level" in summary.columns:  # the curve is the overall one; per-level rows are for analysis
         summary = summary[summary["level"].astype(str) == "all"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.92)  # fixed margins: no layout solver
+    fig, ax = accuracy_figure((7, 4.5))
     # FLOPs unknown (an imported log without token counts or model shape): accuracy against samples per problem
     x = "flops_per_problem" if (pd.to_numeric(summary["flops_per_problem"], errors="coerce") > 0).any() else "budget"
     for key, g in summary.groupby(["task", "model", "sampler", "metric"], sort=True):
@@ -61,15 +79,8 @@ def plot_curve(summary: pd.DataFrame, title: str = ""):
             for _, r in g.iterrows():
                 ax.annotate(f"k={int(r['budget'])}", (r[x], r["value"]),
                             textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
-    plain_log_x(ax)
-    ax.set_xlabel("inference FLOPs per problem" if x == "flops_per_problem" else
-                  "samples per problem k (FLOPs unknown: no token counts or model config)")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    if title:
-        ax.set_title(title, fontsize=10)
+    finish_accuracy_axes(ax, "inference FLOPs per problem" if x == "flops_per_problem" else
+                         "samples per problem k (FLOPs unknown: no token counts or model config)", title, 8, 10)
     return fig
 
 

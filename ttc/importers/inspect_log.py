@@ -18,10 +18,10 @@ default ``mean`` epoch reducer (``reported`` holds inspect's value beside it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from ttc.backends.models import sha256_file
 from ttc.errors import TTCError
 from ttc.importers.common import Imported, ImportedProblem, ImportedSample, label_of, number
 
@@ -162,13 +162,9 @@ def read_inspect(path: Path, scorer: str | None = None, allow_errors: bool = Fal
         assumptions.append(f"--allow-errors: the eval ended with status {errors['status']!r}; "
                            f"{errors['samples_with_error']} samples with an error left out (listed under "
                            f"source.errors)")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
     stop = gen.get("stop_seqs")
     imp = Imported(fmt="inspect", task=str(ev.get("task", "inspect_task")), model=model.replace("/", "_").strip("_"),
-                   problems=(), source=source, assumptions=assumptions, digest=digest.hexdigest(),
+                   problems=(), source=source, assumptions=assumptions, digest=sha256_file(path),
                    temperature=gen.get("temperature"), top_p=gen.get("top_p"), top_k=gen.get("top_k"),
                    max_tokens=gen.get("max_tokens"), seed=gen.get("seed"),
                    stop=tuple(stop) if isinstance(stop, list) else (), model_dir=local if local and Path(local).is_dir()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from ttc.errors import TTCError
@@ -78,8 +79,7 @@ class JsonlShard:
         if (torn or open_pid is not None) and good_end < size and repair:
             with open(self.path, "rb") as src, open(self.path.with_name(self.path.name + ".torn"), "ab") as dst:
                 src.seek(good_end)
-                while block := src.read(1 << 20):
-                    dst.write(block)
+                shutil.copyfileobj(src, dst, 1 << 20)
             with open(self.path, "r+b") as f:
                 f.truncate(good_end)
                 os.fsync(f.fileno())

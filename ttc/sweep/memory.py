@@ -105,9 +105,10 @@ def in_flight(config, problems_per_model: int) -> int:
 
 def estimate(config, records_per_problem: int, problems_per_model: int) -> Estimate:
     """The memory the sweep's records take at once (see the module's docstring)."""
-    held = in_flight(config, problems_per_model) * records_per_problem
+    width = in_flight(config, problems_per_model)
+    held = width * records_per_problem
     per_token = TEXT_COPIES * CHARS_PER_TOKEN + TOKEN_BYTES.get(config.backend.name, 0)
-    return Estimate(records_per_problem, in_flight(config, problems_per_model), held * RECORD_BYTES,
+    return Estimate(records_per_problem, width, held * RECORD_BYTES,
                     held * (RECORD_BYTES + config.sampling.max_tokens * per_token))
 
 
